@@ -1,0 +1,119 @@
+// Typed options for every part of simstream, with their defaults.
+//
+// Each field is documented with what it does; `config/simstream.example.json` shows every key
+// with its default, and `config/loader.hpp` loads them from a JSON file (comments allowed),
+// environment variables `SIMSTREAM_<SECTION>_<KEY>` and `--set section.key=value`.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace simstream::config {
+
+struct KafkaOptions {
+  // Bootstrap servers, comma-separated. Default: "localhost:9092".
+  std::string brokers = "localhost:9092";
+  // Topic the events are consumed from. Default: "events".
+  std::string topic = "events";
+  // Consumer group id. Default: "simstream".
+  std::string group = "simstream";
+  // Dead-letter topic for malformed events; empty means "<topic>.dlq". Default: "".
+  std::string dlq_topic;
+  // Extra librdkafka properties passed through verbatim (SASL, TLS, ...). Default: {}.
+  std::map<std::string, std::string> properties;
+  // Largest number of messages handed to the learner at once. Default: 1000.
+  int64_t batch_size = 1000;
+  // What to do with an event whose "type" is not in model.event_weights:
+  // "reject" (dead-letter it) or "default" (use model.default_event_weight). Default: "default".
+  std::string unknown_event_type = "default";
+  // Largest accepted message, in bytes. Default: 65536.
+  int64_t max_message_bytes = 65536;
+
+  // The dead-letter topic actually used.
+  std::string EffectiveDlqTopic() const { return dlq_topic.empty() ? topic + ".dlq" : dlq_topic; }
+};
+
+struct StorageOptions {
+  // Directory of the RocksDB state. Default: "./simstream-data".
+  std::string path = "./simstream-data";
+  // Flush dirty rows and offsets at least this often, in milliseconds. Default: 1000.
+  int64_t flush_interval_ms = 1000;
+  // Flush early once this many rows are dirty. Default: 100000.
+  int64_t flush_max_dirty = 100000;
+};
+
+struct ServerOptions {
+  // Address the HTTP server binds, "host:port". Default: "127.0.0.1:8080".
+  std::string listen = "127.0.0.1:8080";
+  // I/O threads serving HTTP. Default: 2.
+  int64_t threads = 2;
+  // Largest request body, in bytes. Default: 1048576 (1 MiB).
+  int64_t body_limit = 1048576;
+  // Bearer tokens per role; empty disables the check for that role. Default: "".
+  std::string read_token;
+  std::string write_token;
+  std::string admin_token;
+};
+
+struct ModelOptions {
+  // Embedding dimension of users and items. Default: 64.
+  int64_t dim = 64;
+  // Loss of the online metric learner: "bpr", "contrastive", "triplet" or "softmax". Default: "bpr".
+  std::string loss = "bpr";
+  // Base step size of the per-entity adaptive (AdaGrad) updates. Default: 0.05.
+  double learning_rate = 0.05;
+  // L2 regularisation on touched rows. Default: 0.0001.
+  double l2 = 0.0001;
+  // Sampled negatives per positive event. Default: 4.
+  int64_t negatives = 4;
+  // Share of negatives drawn by popularity (from recent events) instead of uniformly. Default: 0.5.
+  double popular_negative_share = 0.5;
+  // Margin of the contrastive and triplet losses. Default: 0.5.
+  double margin = 0.5;
+  // Temperature of the sampled softmax loss. Default: 1.0.
+  double temperature = 1.0;
+  // Standard deviation of new embeddings. Default: 0.1.
+  double init_scale = 0.1;
+  // Half-life of a user's history, in that user's events: older interactions weigh less
+  // in the user's representation and neighbourhood evidence. Default: 20.
+  double history_half_life_events = 20;
+  // Weight of each event type; a negative weight is negative feedback.
+  std::map<std::string, double> event_weights = {{"view", 0.5},     {"click", 1.0},
+                                                 {"rating", 1.0},   {"like", 2.0},
+                                                 {"purchase", 3.0}, {"dislike", -1.0}};
+  // Weight of an event without a type (and of unknown types when accepted). Default: 1.0.
+  double default_event_weight = 1.0;
+  // Scorer used for recommendations: "hybrid" (learned metric + neighbourhood evidence +
+  // popularity, mixed online) or "embedding" (learned metric only). Default: "hybrid".
+  std::string scorer = "hybrid";
+  // Recent items of a user linked to a new item in the co-occurrence graph. Default: 20.
+  int64_t cooccurrence_window = 20;
+  // Recent items of a user consulted for neighbourhood evidence at query time. Default: 20.
+  int64_t neighbourhood_items = 20;
+  // Step size of the online mixing weights of the hybrid scorer. Default: 0.01.
+  double mix_learning_rate = 0.01;
+  // Half-life of item popularity, in events of the whole stream. Default: 10000.
+  double popularity_half_life_events = 10000;
+  // Seed of all learner randomness (mixed with partition and offset per event). Default: 42.
+  int64_t seed = 42;
+  // Number of MinHash functions of each user's Jaccard sketch. Default: 128.
+  int64_t minhash_size = 128;
+};
+
+struct EvalOptions {
+  // Cut-off K of HR@K, NDCG@K and recall. Default: 10.
+  int64_t k = 10;
+  // Half-life of the popularity baseline, in events of the whole stream. Default: 10000.
+  double popularity_half_life_events = 10000;
+};
+
+struct Options {
+  KafkaOptions kafka;
+  StorageOptions storage;
+  ServerOptions server;
+  ModelOptions model;
+  EvalOptions eval;
+};
+
+}  // namespace simstream::config

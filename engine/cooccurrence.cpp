@@ -1,0 +1,98 @@
+#include "engine/cooccurrence.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace simstream::engine {
+namespace {
+inline size_t Slot(uint32_t key, size_t mask) {
+  // Fibonacci hashing spreads sequential ids over the table.
+  return static_cast<size_t>((static_cast<uint64_t>(key) * 0x9E3779B97F4A7C15ULL) >> 32) & mask;
+}
+}  // namespace
+
+void SparseRow::Rehash(size_t capacity) {
+  std::vector<uint32_t> old_keys = std::move(keys_);
+  std::vector<float> old_vals = std::move(vals_);
+  keys_.assign(capacity, kEmpty);
+  vals_.assign(capacity, 0.0f);
+  const size_t mask = capacity - 1;
+  for (size_t i = 0; i < old_keys.size(); ++i) {
+    if (old_keys[i] == kEmpty) continue;
+    size_t s = Slot(old_keys[i], mask);
+    while (keys_[s] != kEmpty) s = (s + 1) & mask;
+    keys_[s] = old_keys[i];
+    vals_[s] = old_vals[i];
+  }
+}
+
+void SparseRow::Add(uint32_t key, float delta) {
+  if (keys_.empty()) Rehash(8);
+  if ((size_ + 1) * 4 > keys_.size() * 3) Rehash(keys_.size() * 2);
+  const size_t mask = keys_.size() - 1;
+  size_t s = Slot(key, mask);
+  while (keys_[s] != kEmpty && keys_[s] != key) s = (s + 1) & mask;
+  if (keys_[s] == kEmpty) {
+    keys_[s] = key;
+    vals_[s] = 0.0f;
+    ++size_;
+  }
+  vals_[s] += delta;
+}
+
+float SparseRow::Get(uint32_t key) const {
+  if (keys_.empty()) return 0.0f;
+  const size_t mask = keys_.size() - 1;
+  size_t s = Slot(key, mask);
+  while (keys_[s] != kEmpty) {
+    if (keys_[s] == key) return vals_[s];
+    s = (s + 1) & mask;
+  }
+  return 0.0f;
+}
+
+void SparseRow::PruneTo(size_t keep) {
+  if (size_ <= keep) return;
+  std::vector<std::pair<float, uint32_t>> entries;
+  entries.reserve(size_);
+  ForEach([&](uint32_t k, float v) { entries.emplace_back(v, k); });
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
+  entries.resize(keep);
+  size_t cap = 8;
+  while (cap * 3 < keep * 4 + 4) cap *= 2;
+  keys_.assign(cap, kEmpty);
+  vals_.assign(cap, 0.0f);
+  size_ = 0;
+  // Re-insert in key order so the layout does not depend on the sort's tie handling.
+  std::sort(entries.begin(), entries.end(),
+            [](const auto& a, const auto& b) { return a.second < b.second; });
+  for (const auto& [v, k] : entries) Add(k, v);
+}
+
+void CooccurrenceGraph::Link(uint32_t item, std::span<const uint32_t> recent, float w) {
+  counts_[item] += w;
+  for (uint32_t other : recent) {
+    if (other == item) continue;
+    rows_[item].Add(other, w);
+    rows_[other].Add(item, w);
+    // Prune with slack (to 3/4 of the cap) so pruning cost is amortised.
+    if (rows_[other].size() > max_row_) rows_[other].PruneTo(max_row_ * 3 / 4);
+  }
+  if (rows_[item].size() > max_row_) rows_[item].PruneTo(max_row_ * 3 / 4);
+}
+
+float CooccurrenceGraph::Cosine(uint32_t a, uint32_t b) const {
+  const float w = Weight(a, b);
+  if (w == 0.0f) return 0.0f;
+  return w / std::sqrt(std::max(Count(a), 1e-6f) * std::max(Count(b), 1e-6f));
+}
+
+size_t CooccurrenceGraph::MemoryBytes() const {
+  size_t total = counts_.capacity() * sizeof(float) + rows_.capacity() * sizeof(SparseRow);
+  for (const auto& r : rows_) total += r.MemoryBytes();
+  return total;
+}
+
+}  // namespace simstream::engine

@@ -1,0 +1,62 @@
+// A sparse, weighted item co-occurrence graph built from the stream: when a user interacts
+// with item j, j is linked to the user's most recent items. Rows are open-addressing hash
+// maps; each row keeps at most `max_row` neighbours (the weakest are pruned), so memory
+// stays bounded on a stream that runs for months.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace simstream::engine {
+
+// uint32 -> float map with linear probing. Iteration order is the slot order, which depends
+// only on the sequence of operations, so it is deterministic.
+class SparseRow {
+ public:
+  static constexpr uint32_t kEmpty = 0xFFFFFFFFu;
+
+  void Add(uint32_t key, float delta);
+  float Get(uint32_t key) const;
+  size_t size() const { return size_; }
+  // Calls f(key, value) for every entry.
+  template <typename F>
+  void ForEach(F&& f) const {
+    for (size_t i = 0; i < keys_.size(); ++i)
+      if (keys_[i] != kEmpty) f(keys_[i], vals_[i]);
+  }
+  // Keeps the `keep` entries of largest value (ties: smaller key kept).
+  void PruneTo(size_t keep);
+  size_t MemoryBytes() const { return keys_.capacity() * 4 + vals_.capacity() * 4; }
+
+ private:
+  void Rehash(size_t capacity);
+  std::vector<uint32_t> keys_;
+  std::vector<float> vals_;
+  size_t size_ = 0;
+};
+
+class CooccurrenceGraph {
+ public:
+  explicit CooccurrenceGraph(size_t max_row = 2000) : max_row_(max_row) {}
+  void EnsureItems(size_t n) {
+    if (rows_.size() < n) rows_.resize(n), counts_.resize(n, 0.0f);
+  }
+  // Records an interaction with `item` after `recent` (most recent first): symmetric links of
+  // weight `w` to each. `count` of the item grows by w.
+  void Link(uint32_t item, std::span<const uint32_t> recent, float w);
+  float Weight(uint32_t a, uint32_t b) const { return a < rows_.size() ? rows_[a].Get(b) : 0.0f; }
+  float Count(uint32_t item) const { return item < counts_.size() ? counts_[item] : 0.0f; }
+  const SparseRow& Row(uint32_t item) const { return rows_[item]; }
+  size_t items() const { return rows_.size(); }
+  // Cosine-normalised link weight: w(a,b) / sqrt(count(a) count(b)).
+  float Cosine(uint32_t a, uint32_t b) const;
+  size_t MemoryBytes() const;
+
+ private:
+  size_t max_row_;
+  std::vector<SparseRow> rows_;
+  std::vector<float> counts_;
+};
+
+}  // namespace simstream::engine

@@ -1,0 +1,405 @@
+#include "engine/event.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <utility>
+
+namespace simstream::engine {
+namespace {
+
+using Json = nlohmann::json;
+
+// One top-level field of the event as the parser saw it. Only the five contract fields are
+// kept; everything else in the object is skipped without building a DOM.
+struct RawValue {
+  enum class Kind { kAbsent, kNull, kBool, kInt, kUnsigned, kFloat, kOverflow, kString, kNested };
+  Kind kind = Kind::kAbsent;
+  int64_t i = 0;
+  uint64_t u = 0;
+  double d = 0;
+  std::string s;
+};
+
+struct RawEvent {
+  RawValue user, item, type, weight, ts;
+};
+
+// SAX handler that records the contract fields of a top-level object.
+//
+// nlohmann rejects numbers that overflow a double (1e999) as a parse error, but for us such a
+// number is valid JSON with an out-of-range value ("weight_not_finite", "bad_timestamp"). So
+// the caller replaces the overflowing token with `null` and parses again; `overflow_ordinals`
+// says which scalar values (counted in document order) were such substitutions. The text
+// before the token is unchanged, so the ordinal is the same in every pass.
+class FieldCollector final : public nlohmann::json_sax<Json> {
+ public:
+  explicit FieldCollector(const std::set<size_t>& overflow_ordinals)
+      : overflow_ordinals_(overflow_ordinals) {}
+
+  bool null() override {
+    RawValue v;
+    v.kind = overflow_ordinals_.count(scalars_) ? RawValue::Kind::kOverflow : RawValue::Kind::kNull;
+    return Scalar(std::move(v));
+  }
+  bool boolean(bool) override { return Scalar(Make(RawValue::Kind::kBool)); }
+  bool number_integer(number_integer_t value) override {
+    RawValue v = Make(RawValue::Kind::kInt);
+    v.i = value;
+    return Scalar(std::move(v));
+  }
+  bool number_unsigned(number_unsigned_t value) override {
+    RawValue v = Make(RawValue::Kind::kUnsigned);
+    v.u = value;
+    return Scalar(std::move(v));
+  }
+  bool number_float(number_float_t value, const string_t&) override {
+    RawValue v = Make(RawValue::Kind::kFloat);
+    v.d = value;
+    return Scalar(std::move(v));
+  }
+  bool string(string_t& value) override {
+    RawValue v = Make(RawValue::Kind::kString);
+    if (depth_ == 1 && target_ != nullptr) v.s = std::move(value);
+    return Scalar(std::move(v));
+  }
+  bool binary(binary_t&) override { return Scalar(Make(RawValue::Kind::kNested)); }
+  bool start_object(std::size_t) override { return Open(/*is_object=*/true); }
+  bool end_object() override { return Close(); }
+  bool start_array(std::size_t) override { return Open(/*is_object=*/false); }
+  bool end_array() override { return Close(); }
+  bool key(string_t& name) override {
+    if (depth_ == 1) target_ = FieldFor(name);
+    return true;
+  }
+  bool parse_error(std::size_t position, const std::string& last_token,
+                   const nlohmann::detail::exception& ex) override {
+    error_position_ = position;
+    error_token_ = last_token;
+    error_id_ = ex.id;
+    error_message_ = ex.what();
+    return false;
+  }
+
+  bool top_level_is_object() const { return top_level_is_object_; }
+  RawEvent& event() { return event_; }
+  size_t scalars_seen() const { return scalars_; }
+  int error_id() const { return error_id_; }
+  size_t error_position() const { return error_position_; }
+  const std::string& error_token() const { return error_token_; }
+  const std::string& error_message() const { return error_message_; }
+
+ private:
+  static RawValue Make(RawValue::Kind kind) {
+    RawValue v;
+    v.kind = kind;
+    return v;
+  }
+
+  RawValue* FieldFor(const std::string& name) {
+    if (name == "user") return &event_.user;
+    if (name == "item") return &event_.item;
+    if (name == "type") return &event_.type;
+    if (name == "weight") return &event_.weight;
+    if (name == "ts") return &event_.ts;
+    return nullptr;
+  }
+
+  bool Scalar(RawValue v) {
+    ++scalars_;
+    if (depth_ == 1 && target_ != nullptr) *target_ = std::move(v);
+    return true;
+  }
+
+  bool Open(bool is_object) {
+    if (depth_ == 0) top_level_is_object_ = is_object;
+    if (depth_ == 1 && target_ != nullptr) target_->kind = RawValue::Kind::kNested;
+    ++depth_;
+    return true;
+  }
+
+  bool Close() {
+    --depth_;
+    return true;
+  }
+
+  const std::set<size_t>& overflow_ordinals_;
+  RawEvent event_;
+  RawValue* target_ = nullptr;  // field named by the last key at depth 1, if any
+  size_t depth_ = 0;
+  size_t scalars_ = 0;
+  bool top_level_is_object_ = false;
+  int error_id_ = 0;
+  size_t error_position_ = 0;
+  std::string error_token_;
+  std::string error_message_;
+};
+
+// A message may hold a few out-of-range numbers in fields we ignore; each costs a re-parse,
+// so their number is bounded to keep the work per message linear.
+constexpr int kMaxOverflowingNumbers = 16;
+constexpr int kNumberOverflowId = 406;
+
+Error Reject(std::string code, std::string message) {
+  return Error{std::move(code), std::move(message)};
+}
+
+const char* KindName(RawValue::Kind kind) {
+  switch (kind) {
+    case RawValue::Kind::kAbsent:
+      return "nothing";
+    case RawValue::Kind::kNull:
+      return "null";
+    case RawValue::Kind::kBool:
+      return "a boolean";
+    case RawValue::Kind::kInt:
+    case RawValue::Kind::kUnsigned:
+      return "an integer";
+    case RawValue::Kind::kFloat:
+      return "a fractional number";
+    case RawValue::Kind::kOverflow:
+      return "a number out of range";
+    case RawValue::Kind::kString:
+      return "a string";
+    case RawValue::Kind::kNested:
+      return "an object or array";
+  }
+  return "an unknown value";
+}
+
+// A double holding an integer that fits int64_t, converted; false otherwise.
+bool IntegralDouble(double d, int64_t* out) {
+  // 2^63 is exactly representable; every double below it with no fraction fits int64_t.
+  constexpr double kTwoPow63 = 9223372036854775808.0;
+  if (!std::isfinite(d) || d != std::trunc(d) || d < -kTwoPow63 || d >= kTwoPow63) return false;
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
+// Resolves "user" or "item": a string, or a number written as its decimal integer form.
+Result<std::string> ResolveId(const char* field, RawValue& v) {
+  const std::string expectation = std::string("\"") + field +
+                                  "\" must be a non-empty string of at most " +
+                                  std::to_string(kMaxIdBytes) + " bytes";
+  std::string id;
+  switch (v.kind) {
+    case RawValue::Kind::kAbsent:
+      return Reject(std::string("missing_") + field, expectation + " (field is missing)");
+    case RawValue::Kind::kString:
+      id = std::move(v.s);
+      break;
+    case RawValue::Kind::kInt:
+      id = std::to_string(v.i);
+      break;
+    case RawValue::Kind::kUnsigned:
+      id = std::to_string(v.u);
+      break;
+    case RawValue::Kind::kFloat: {
+      int64_t as_int = 0;
+      if (!IntegralDouble(v.d, &as_int)) {
+        return Reject("wrong_type", expectation + " or an integer (got a fractional number)");
+      }
+      id = std::to_string(as_int);
+      break;
+    }
+    default:
+      return Reject("wrong_type", expectation + " (got " + KindName(v.kind) + ")");
+  }
+  if (id.empty()) return Reject(std::string("empty_") + field, expectation + " (got \"\")");
+  if (id.size() > kMaxIdBytes) {
+    return Reject("id_too_long", expectation + " (got " + std::to_string(id.size()) + " bytes)");
+  }
+  return id;
+}
+
+}  // namespace
+
+bool IsValidUtf8(std::string_view bytes) {
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  const auto* end = p + bytes.size();
+  while (p < end) {
+    const unsigned char c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    // Table 3-7 of the Unicode standard: the allowed range of the second byte depends on the
+    // lead byte; that is what excludes overlongs, surrogates and code points past U+10FFFF.
+    size_t length = 0;
+    unsigned char second_lo = 0x80;
+    unsigned char second_hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      length = 2;
+    } else if (c == 0xE0) {
+      length = 3;
+      second_lo = 0xA0;
+    } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) {
+      length = 3;
+    } else if (c == 0xED) {
+      length = 3;
+      second_hi = 0x9F;
+    } else if (c == 0xF0) {
+      length = 4;
+      second_lo = 0x90;
+    } else if (c >= 0xF1 && c <= 0xF3) {
+      length = 4;
+    } else if (c == 0xF4) {
+      length = 4;
+      second_hi = 0x8F;
+    } else {
+      return false;  // 0x80..0xC1 (continuation or overlong lead) and 0xF5..0xFF
+    }
+    if (static_cast<size_t>(end - p) < length) return false;
+    if (p[1] < second_lo || p[1] > second_hi) return false;
+    for (size_t k = 2; k < length; ++k) {
+      if (p[k] < 0x80 || p[k] > 0xBF) return false;
+    }
+    p += length;
+  }
+  return true;
+}
+
+Result<Event> ParseEvent(std::string_view bytes, const EventRules& rules, int64_t default_ts_ms) {
+  if (bytes.size() > rules.max_message_bytes) {
+    return Reject("oversized",
+                  "message is " + std::to_string(bytes.size()) + " bytes, more than the limit of " +
+                      std::to_string(rules.max_message_bytes) + " (kafka.max_message_bytes)");
+  }
+  if (!IsValidUtf8(bytes)) return Reject("invalid_utf8", "message is not valid UTF-8");
+
+  std::set<size_t> overflow_ordinals;
+  std::string patched;  // the message with out-of-range numbers replaced, once there is one
+  std::string_view text = bytes;
+  RawEvent raw;
+  for (int attempt = 0;; ++attempt) {
+    FieldCollector collector(overflow_ordinals);
+    bool parsed = false;
+    try {
+      parsed = Json::sax_parse(text, &collector);
+    } catch (const std::exception& e) {
+      return Reject("not_json", std::string("message is not JSON: ") + e.what());
+    }
+    if (parsed) {
+      if (!collector.top_level_is_object()) {
+        return Reject("not_object", "message must be a JSON object");
+      }
+      raw = std::move(collector.event());
+      break;
+    }
+    if (collector.error_id() != kNumberOverflowId) {
+      return Reject("not_json", "message is not JSON: " + collector.error_message());
+    }
+    const std::string& token = collector.error_token();
+    const size_t end = collector.error_position();
+    if (attempt >= kMaxOverflowingNumbers || end < token.size() || end > text.size() ||
+        text.substr(end - token.size(), token.size()) != token) {
+      return Reject("not_json", "message is not JSON: " + collector.error_message());
+    }
+    overflow_ordinals.insert(collector.scalars_seen());
+    patched =
+        std::string(text.substr(0, end - token.size())) + "null" + std::string(text.substr(end));
+    text = patched;
+  }
+
+  Event event;
+  auto user = ResolveId("user", raw.user);
+  if (!user.ok()) return user.error();
+  event.user = std::move(user).value();
+  auto item = ResolveId("item", raw.item);
+  if (!item.ok()) return item.error();
+  event.item = std::move(item).value();
+
+  switch (raw.type.kind) {
+    case RawValue::Kind::kAbsent:
+      break;
+    case RawValue::Kind::kString:
+      event.type = std::move(raw.type.s);
+      break;
+    default:
+      return Reject("wrong_type",
+                    std::string("\"type\" must be a string (got ") + KindName(raw.type.kind) + ")");
+  }
+
+  switch (raw.weight.kind) {
+    case RawValue::Kind::kAbsent:
+      if (event.type.empty()) {
+        event.weight = rules.default_weight;
+      } else if (auto it = rules.type_weights.find(event.type); it != rules.type_weights.end()) {
+        event.weight = it->second;
+      } else if (rules.reject_unknown_type) {
+        return Reject("unknown_type", "\"type\" \"" + event.type +
+                                          "\" is not in model.event_weights and unknown types "
+                                          "are rejected (kafka.unknown_event_type)");
+      } else {
+        event.weight = rules.default_weight;
+      }
+      break;
+    case RawValue::Kind::kInt:
+      event.weight = static_cast<double>(raw.weight.i);
+      break;
+    case RawValue::Kind::kUnsigned:
+      event.weight = static_cast<double>(raw.weight.u);
+      break;
+    case RawValue::Kind::kFloat:
+      event.weight = raw.weight.d;
+      break;
+    case RawValue::Kind::kOverflow:
+      return Reject("weight_not_finite",
+                    "\"weight\" must be a finite number (got a number out of "
+                    "range of a double)");
+    default:
+      return Reject("wrong_type", std::string("\"weight\" must be a finite number (got ") +
+                                      KindName(raw.weight.kind) + ")");
+  }
+  if (!std::isfinite(event.weight)) {
+    // Only reachable through a non-finite rule weight; never let one into the model.
+    return Reject("weight_not_finite", "\"weight\" resolved from the event type is not finite");
+  }
+
+  const std::string ts_expectation = "\"ts\" must be a non-negative integer of epoch milliseconds";
+  switch (raw.ts.kind) {
+    case RawValue::Kind::kAbsent:
+      event.ts_ms = default_ts_ms;
+      break;
+    case RawValue::Kind::kInt:
+      if (raw.ts.i < 0) {
+        return Reject("bad_timestamp", ts_expectation + " (got " + std::to_string(raw.ts.i) + ")");
+      }
+      event.ts_ms = raw.ts.i;
+      break;
+    case RawValue::Kind::kUnsigned:
+      if (raw.ts.u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        return Reject("bad_timestamp",
+                      ts_expectation + " (got " + std::to_string(raw.ts.u) + ", out of range)");
+      }
+      event.ts_ms = static_cast<int64_t>(raw.ts.u);
+      break;
+    case RawValue::Kind::kFloat: {
+      int64_t as_int = 0;
+      if (!IntegralDouble(raw.ts.d, &as_int) || as_int < 0) {
+        return Reject("bad_timestamp", ts_expectation + " (got " + Json(raw.ts.d).dump() + ")");
+      }
+      event.ts_ms = as_int;
+      break;
+    }
+    default:
+      return Reject("bad_timestamp", ts_expectation + " (got " + KindName(raw.ts.kind) + ")");
+  }
+  return event;
+}
+
+std::string ToJson(const Event& event) {
+  nlohmann::ordered_json j;
+  j["user"] = event.user;
+  j["item"] = event.item;
+  if (!event.type.empty()) j["type"] = event.type;
+  j["weight"] = event.weight;
+  j["ts"] = event.ts_ms;
+  // `replace` keeps dump() from throwing on ids that are not UTF-8 (events built by hand).
+  return j.dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+}  // namespace simstream::engine

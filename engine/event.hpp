@@ -1,0 +1,57 @@
+// The event of the public contract (DESIGN.md) and its validation.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "config/result.hpp"
+
+namespace simstream::engine {
+
+// Longest accepted user or item id, in bytes.
+inline constexpr size_t kMaxIdBytes = 256;
+
+// One validated interaction. `weight` is already resolved: the explicit "weight" if given,
+// else the weight of "type" in model.event_weights, else the default weight.
+struct Event {
+  std::string user;
+  std::string item;
+  std::string type;     // empty when the event had none
+  double weight = 1.0;  // finite; negative means negative feedback
+  int64_t ts_ms = 0;    // epoch milliseconds
+};
+
+// How raw events are validated and weighted.
+struct EventRules {
+  std::map<std::string, double> type_weights;  // model.event_weights
+  double default_weight = 1.0;                 // model.default_event_weight
+  bool reject_unknown_type = false;            // kafka.unknown_event_type == "reject"
+  size_t max_message_bytes = 65536;            // kafka.max_message_bytes
+};
+
+// Reason codes of rejected events (the `code` of the Error), stable for metrics and the DLQ:
+//   "oversized", "invalid_utf8", "not_json", "not_object", "missing_user", "missing_item",
+//   "empty_user", "empty_item", "id_too_long", "wrong_type", "weight_not_finite",
+//   "unknown_type", "bad_timestamp".
+// The message names the offending field.
+//
+// "user" and "item" may also be JSON numbers with an integral value; they become their decimal
+// form (42 and 42.0 both become "42"). An empty "type" counts as no type. Numbers beyond the
+// range of a double (1e999) are valid JSON here: "weight_not_finite" for "weight",
+// "bad_timestamp" for "ts". Never throws.
+//
+// `default_ts_ms` is used when the event has no "ts" (the Kafka message timestamp, or the line
+// number for files without time).
+Result<Event> ParseEvent(std::string_view bytes, const EventRules& rules, int64_t default_ts_ms);
+
+// Serialises an event back to contract JSON (one line, no trailing newline). Keys come in
+// contract order: "user", "item", "type" (omitted when empty), "weight", "ts".
+std::string ToJson(const Event& event);
+
+// Strict UTF-8 check (RFC 3629): rejects overlong forms, UTF-16 surrogates (U+D800..U+DFFF),
+// code points above U+10FFFF and truncated sequences. ParseEvent runs it before JSON parsing.
+bool IsValidUtf8(std::string_view bytes);
+
+}  // namespace simstream::engine

@@ -1,0 +1,399 @@
+#include "engine/model.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/rng.hpp"
+
+namespace simstream::engine {
+namespace {
+
+constexpr uint64_t kUserInitTag = 0x5553455255534552ULL;
+constexpr uint64_t kItemInitTag = 0x4954454D4954454DULL;
+constexpr size_t kRecentPositives = 4096;
+
+inline float DotRow(const float* __restrict a, const float* __restrict b, int dim) {
+  float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int i = 0;
+  for (; i + 4 <= dim; i += 4) {
+    s0 += a[i] * b[i];
+    s1 += a[i + 1] * b[i + 1];
+    s2 += a[i + 2] * b[i + 2];
+    s3 += a[i + 3] * b[i + 3];
+  }
+  for (; i < dim; ++i) s0 += a[i] * b[i];
+  return (s0 + s1) + (s2 + s3);
+}
+
+inline void InsertSorted(std::vector<uint32_t>& v, uint32_t x) {
+  auto it = std::lower_bound(v.begin(), v.end(), x);
+  if (it == v.end() || *it != x) v.insert(it, x);
+}
+
+inline bool ContainsSorted(std::span<const uint32_t> v, uint32_t x) {
+  return std::binary_search(v.begin(), v.end(), x);
+}
+
+inline float Sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+}  // namespace
+
+OnlineModel::OnlineModel(const config::ModelOptions& opts)
+    : opts_(opts),
+      dim_(static_cast<int>(opts.dim)),
+      hybrid_(opts.scorer == "hybrid"),
+      history_decay_(static_cast<float>(std::exp2(-1.0 / opts.history_half_life_events))),
+      history_cap_(static_cast<size_t>(
+          std::max<int64_t>({opts.cooccurrence_window, opts.neighbourhood_items, 1}))),
+      pop_tau_(opts.popularity_half_life_events / std::log(2.0)) {
+  loss_.kind = ParseLoss(opts.loss).value_or(LossKind::kBpr);
+  loss_.margin = static_cast<float>(opts.margin);
+  loss_.temperature = static_cast<float>(opts.temperature);
+  const size_t m = static_cast<size_t>(opts.negatives);
+  grad_q_.resize(dim_);
+  grad_pos_.resize(dim_);
+  q_tmp_.resize(dim_);
+  grad_negs_.resize(m * dim_);
+  grad_neg_bias_.resize(m);
+  neg_ids_.resize(m);
+  neg_ptrs_.resize(m);
+  neg_bias_.resize(m);
+  recent_positives_.reserve(kRecentPositives);
+}
+
+void OnlineModel::InitRow(float* row, uint64_t key) {
+  Rng rng(key);
+  const float scale = static_cast<float>(opts_.init_scale);
+  for (int i = 0; i < dim_; ++i) row[i] = static_cast<float>(rng.Normal()) * scale;
+}
+
+void OnlineModel::EnsureUser(uint32_t u) {
+  while (user_meta_.size() <= u) {
+    const size_t idx = user_meta_.size();
+    p_.resize((idx + 1) * dim_);
+    h_.resize((idx + 1) * dim_, 0.0f);
+    q_.resize((idx + 1) * dim_);
+    InitRow(&p_[idx * dim_], SplitMix64(static_cast<uint64_t>(opts_.seed) ^ kUserInitTag ^ idx));
+    std::copy_n(&p_[idx * dim_], dim_, &q_[idx * dim_]);
+    user_meta_.emplace_back();
+    user_meta_.back().sketch = MinHashSketch(static_cast<int>(opts_.minhash_size));
+  }
+}
+
+void OnlineModel::EnsureItem(uint32_t i) {
+  while (item_count_.size() <= i) {
+    const size_t idx = item_count_.size();
+    v_.resize((idx + 1) * dim_);
+    InitRow(&v_[idx * dim_], SplitMix64(static_cast<uint64_t>(opts_.seed) ^ kItemInitTag ^ idx));
+    item_bias_.push_back(0.0f);
+    item_grad_sq_.push_back(0.0f);
+    item_count_.push_back(0.0f);
+    item_pop_.push_back(0.0);
+  }
+  graph_.EnsureItems(item_count_.size());
+}
+
+void OnlineModel::AdaptiveStep(float* row, const float* grad, float* grad_sq, float scale) {
+  // AdaGrad with one accumulator per entity: rows touched often take smaller steps.
+  float g2 = 0.0f;
+  const float l2 = static_cast<float>(opts_.l2);
+  for (int i = 0; i < dim_; ++i) {
+    const float g = scale * grad[i] + l2 * row[i];
+    g2 += g * g;
+  }
+  *grad_sq += g2 / static_cast<float>(dim_);
+  const float step = static_cast<float>(opts_.learning_rate) / std::sqrt(*grad_sq + 1e-6f);
+  for (int i = 0; i < dim_; ++i) row[i] -= step * (scale * grad[i] + l2 * row[i]);
+}
+
+float OnlineModel::EmbeddingScore(const float* q, uint32_t item) const {
+  return PairScore(loss_.kind, q, ItemVector(item), item_bias_[item], dim_);
+}
+
+float OnlineModel::NeighbourScore(const UserMeta& m, uint32_t item) const {
+  const size_t n = std::min(m.recent_items.size(), static_cast<size_t>(opts_.neighbourhood_items));
+  float s = 0.0f;
+  float decay = 1.0f;
+  for (size_t r = 0; r < n; ++r) {
+    s += decay * m.recent_weights[r] * graph_.Cosine(m.recent_items[r], item);
+    decay *= history_decay_;
+  }
+  return s;
+}
+
+float OnlineModel::PopularityFeature(uint32_t item) const {
+  const double scale = std::exp(-static_cast<double>(clock_ - pop_anchor_) / pop_tau_);
+  return static_cast<float>(std::log1p(item_pop_[item] * scale));
+}
+
+void OnlineModel::PopularityScores(std::span<float> out) const {
+  const double scale = std::exp(-static_cast<double>(clock_ - pop_anchor_) / pop_tau_);
+  const size_t n = std::min(out.size(), item_pop_.size());
+  for (size_t j = 0; j < n; ++j) out[j] = static_cast<float>(std::log1p(item_pop_[j] * scale));
+  for (size_t j = n; j < out.size(); ++j) out[j] = 0.0f;
+}
+
+void OnlineModel::DecayPopularity() {
+  // Keep the stored exponentials bounded: fold the elapsed decay into the values.
+  const double elapsed = static_cast<double>(clock_ - pop_anchor_);
+  if (elapsed / pop_tau_ < 30.0) return;
+  const double scale = std::exp(-elapsed / pop_tau_);
+  for (double& p : item_pop_) p *= scale;
+  pop_anchor_ = clock_;
+}
+
+void OnlineModel::UpdateMix(const UserMeta& m, const float* q, uint32_t pos,
+                            std::span<const uint32_t> negs, float weight) {
+  // Pairwise logistic regression of the three features, AdaGrad per weight.
+  const std::array<float, 3> xp{EmbeddingScore(q, pos), NeighbourScore(m, pos),
+                                PopularityFeature(pos)};
+  std::array<float, 3> grad{0, 0, 0};
+  for (uint32_t n : negs) {
+    const std::array<float, 3> xn{EmbeddingScore(q, n), NeighbourScore(m, n),
+                                  PopularityFeature(n)};
+    float diff = 0.0f;
+    for (int f = 0; f < 3; ++f) diff += mix_[f] * (xp[f] - xn[f]);
+    const float g = -Sigmoid(-diff) * weight;
+    for (int f = 0; f < 3; ++f) grad[f] += g * (xp[f] - xn[f]);
+  }
+  const float lr = static_cast<float>(opts_.mix_learning_rate);
+  for (int f = 0; f < 3; ++f) {
+    mix_grad_sq_[f] += grad[f] * grad[f];
+    mix_[f] -= lr * grad[f] / std::sqrt(mix_grad_sq_[f] + 1e-6f);
+  }
+}
+
+void OnlineModel::RefreshUserVector(uint32_t u) {
+  float* q = &q_[size_t{u} * dim_];
+  const float* p = &p_[size_t{u} * dim_];
+  const float* h = &h_[size_t{u} * dim_];
+  const float z = user_meta_[u].z;
+  const float inv = z > 1e-6f ? 1.0f / z : 0.0f;
+  for (int i = 0; i < dim_; ++i) q[i] = p[i] + h[i] * inv;
+}
+
+void OnlineModel::Observe(const Interaction& x) {
+  EnsureUser(x.user);
+  EnsureItem(x.item);
+  ++clock_;
+  UserMeta& m = user_meta_[x.user];
+  Rng rng(x.rng_key);
+  const uint32_t n_items = static_cast<uint32_t>(items());
+  const size_t n_neg = neg_ids_.size();
+  float* q = &q_[size_t{x.user} * dim_];
+
+  LossInput in;
+  in.dim = dim_;
+  in.q = q;
+  in.pos = ItemVector(x.item);
+  in.pos_bias = item_bias_[x.item];
+  LossGrad g{grad_q_, grad_pos_, 0.0f, grad_negs_, grad_neg_bias_};
+
+  if (x.weight > 0) {
+    // Sampled negatives: some by recent popularity (hard), the rest uniform (coverage).
+    size_t m_used = 0;
+    if (n_items > 1) {
+      for (size_t k = 0; k < n_neg; ++k) {
+        uint32_t c = 0;
+        for (int attempt = 0; attempt < 3; ++attempt) {
+          const bool popular =
+              !recent_positives_.empty() && rng.Uniform() < opts_.popular_negative_share;
+          c = popular ? recent_positives_[rng.Below(static_cast<uint32_t>(recent_positives_.size()))]
+                      : rng.Below(n_items);
+          if (c != x.item && !ContainsSorted(m.seen, c)) break;
+        }
+        if (c == x.item) continue;
+        neg_ids_[m_used] = c;
+        neg_ptrs_[m_used] = ItemVector(c);
+        neg_bias_[m_used] = item_bias_[c];
+        ++m_used;
+      }
+    }
+    if (hybrid_ && m.events > 0 && m_used > 0) {
+      UpdateMix(m, q, x.item, std::span<const uint32_t>(neg_ids_.data(), m_used), x.weight);
+    }
+    in.negs = std::span<const float* const>(neg_ptrs_.data(), m_used);
+    in.neg_biases = std::span<const float>(neg_bias_.data(), m_used);
+    (void)PositiveLoss(loss_, in, g);
+    const float w = x.weight;
+    AdaptiveStep(&v_[size_t{x.item} * dim_], grad_pos_.data(), &item_grad_sq_[x.item], w);
+    item_bias_[x.item] -= static_cast<float>(opts_.learning_rate) * 0.1f * w * g.dpos_bias;
+    for (size_t k = 0; k < m_used; ++k) {
+      const uint32_t c = neg_ids_[k];
+      AdaptiveStep(&v_[size_t{c} * dim_], &grad_negs_[k * dim_], &item_grad_sq_[c], w);
+      item_bias_[c] -= static_cast<float>(opts_.learning_rate) * 0.1f * w * grad_neg_bias_[k];
+    }
+    AdaptiveStep(&p_[size_t{x.user} * dim_], grad_q_.data(), &m.grad_sq, w);
+  } else if (x.weight < 0) {
+    in.negs = {};
+    in.neg_biases = {};
+    (void)NegativeFeedbackLoss(loss_, in, g);
+    const float w = -x.weight;
+    AdaptiveStep(&v_[size_t{x.item} * dim_], grad_pos_.data(), &item_grad_sq_[x.item], w);
+    item_bias_[x.item] -= static_cast<float>(opts_.learning_rate) * 0.1f * w * g.dpos_bias;
+    AdaptiveStep(&p_[size_t{x.user} * dim_], grad_q_.data(), &m.grad_sq, w);
+  }
+
+  // Fold the item into the user's decayed history profile, then refresh q_u.
+  {
+    float* h = &h_[size_t{x.user} * dim_];
+    const float* v = ItemVector(x.item);
+    const float w = x.weight;
+    for (int i = 0; i < dim_; ++i) h[i] = history_decay_ * h[i] + w * v[i];
+    m.z = history_decay_ * m.z + std::abs(w);
+    RefreshUserVector(x.user);
+  }
+
+  // Neighbourhood graph and popularity learn from positive interactions only.
+  if (x.weight > 0) {
+    const size_t window =
+        std::min(m.recent_items.size(), static_cast<size_t>(opts_.cooccurrence_window));
+    graph_.Link(x.item, std::span<const uint32_t>(m.recent_items.data(), window), 1.0f);
+    item_count_[x.item] += 1.0f;
+    item_pop_[x.item] += std::exp(static_cast<double>(clock_ - pop_anchor_) / pop_tau_);
+    DecayPopularity();
+    if (recent_positives_.size() < kRecentPositives) {
+      recent_positives_.push_back(x.item);
+    } else {
+      recent_positives_[recent_pos_next_] = x.item;
+      recent_pos_next_ = (recent_pos_next_ + 1) % kRecentPositives;
+    }
+    m.sketch.Add(x.item);
+  }
+
+  // Recent history, most recent first (negative feedback kept with its sign).
+  m.recent_items.insert(m.recent_items.begin(), x.item);
+  m.recent_weights.insert(m.recent_weights.begin(), x.weight);
+  if (m.recent_items.size() > history_cap_) {
+    m.recent_items.pop_back();
+    m.recent_weights.pop_back();
+  }
+  InsertSorted(m.seen, x.item);
+  ++m.events;
+  m.last_ts = std::max(m.last_ts, x.ts_ms);
+}
+
+void OnlineModel::ScoreItems(uint32_t user, std::span<float> out) {
+  const size_t n = std::min(out.size(), items());
+  if (!HasUser(user) || user_meta_[user].events == 0) {
+    PopularityScores(out);
+    return;
+  }
+  const UserMeta& m = user_meta_[user];
+  const float* q = UserVector(user);
+  const float a_e = hybrid_ ? mix_[0] : 1.0f;
+  if (IsDistanceLoss(loss_.kind)) {
+    for (size_t j = 0; j < n; ++j) {
+      const float* v = ItemVector(static_cast<uint32_t>(j));
+      float d = 0.0f;
+      for (int i = 0; i < dim_; ++i) {
+        const float t = q[i] - v[i];
+        d += t * t;
+      }
+      out[j] = -a_e * d;
+    }
+  } else {
+    for (size_t j = 0; j < n; ++j) {
+      out[j] = a_e * (DotRow(q, ItemVector(static_cast<uint32_t>(j)), dim_) + item_bias_[j]);
+    }
+  }
+  for (size_t j = n; j < out.size(); ++j) out[j] = 0.0f;
+  if (!hybrid_) return;
+
+  // Neighbourhood evidence: walk the rows of the user's recent items.
+  const size_t r_n =
+      std::min(m.recent_items.size(), static_cast<size_t>(opts_.neighbourhood_items));
+  float decay = 1.0f;
+  for (size_t r = 0; r < r_n; ++r) {
+    const uint32_t i = m.recent_items[r];
+    const float base =
+        mix_[1] * decay * m.recent_weights[r] / std::sqrt(std::max(graph_.Count(i), 1e-6f));
+    decay *= history_decay_;
+    if (base == 0.0f) continue;
+    graph_.Row(i).ForEach([&](uint32_t j, float w) {
+      if (j < n) out[j] += base * w / std::sqrt(std::max(graph_.Count(j), 1e-6f));
+    });
+  }
+  const double scale = std::exp(-static_cast<double>(clock_ - pop_anchor_) / pop_tau_);
+  for (size_t j = 0; j < n; ++j) {
+    out[j] += mix_[2] * static_cast<float>(std::log1p(item_pop_[j] * scale));
+  }
+}
+
+std::vector<Scored> OnlineModel::Recommend(uint32_t user, size_t k,
+                                           std::span<const uint32_t> exclude, bool* from_model) {
+  std::vector<float> scores(items());
+  ScoreItems(user, scores);
+  const bool known = HasUser(user) && user_meta_[user].events > 0;
+  if (from_model) *from_model = known;
+  const float masked = -std::numeric_limits<float>::infinity();
+  if (known) {
+    for (uint32_t s : user_meta_[user].seen) scores[s] = masked;
+  }
+  for (uint32_t e : exclude) {
+    if (e < scores.size()) scores[e] = masked;
+  }
+  return TopK(scores, k);
+}
+
+std::vector<Because> OnlineModel::Explain(uint32_t user, uint32_t item, size_t max_items) const {
+  std::vector<Because> out;
+  if (!HasUser(user) || item >= items()) return out;
+  const UserMeta& m = user_meta_[user];
+  const float* v = ItemVector(item);
+  float decay = 1.0f;
+  for (size_t r = 0; r < m.recent_items.size(); ++r) {
+    const uint32_t i = m.recent_items[r];
+    if (m.recent_weights[r] > 0 && i != item) {
+      const float s = decay * (graph_.Cosine(i, item) + Cosine(ItemVector(i), v, dim_));
+      out.push_back({i, s});
+    }
+    decay *= history_decay_;
+  }
+  std::sort(out.begin(), out.end(), [](const Because& a, const Because& b) {
+    return a.score != b.score ? a.score > b.score : a.item < b.item;
+  });
+  // The same item can appear twice in recent history; keep its best entry.
+  std::vector<Because> unique;
+  for (const auto& b : out) {
+    if (std::none_of(unique.begin(), unique.end(), [&](const Because& u) { return u.item == b.item; }))
+      unique.push_back(b);
+    if (unique.size() == max_items) break;
+  }
+  return unique;
+}
+
+std::vector<Scored> OnlineModel::SimilarUsers(uint32_t u, size_t k, Metric metric) const {
+  std::vector<float> scores(users());
+  if (metric == Metric::kJaccard) {
+    const MinHashSketch& s = Sketch(u);
+    for (size_t v = 0; v < users(); ++v) {
+      scores[v] = static_cast<float>(s.EstimateJaccard(user_meta_[v].sketch));
+    }
+  } else {
+    ScoreAll(metric, UserVector(u), q_.data(), users(), dim_, scores.data());
+  }
+  scores[u] = -std::numeric_limits<float>::infinity();
+  return TopK(scores, k);
+}
+
+std::vector<Scored> OnlineModel::SimilarItems(uint32_t i, size_t k, Metric metric) const {
+  std::vector<float> scores(items());
+  ScoreAll(metric == Metric::kJaccard ? Metric::kCosine : metric, ItemVector(i), v_.data(),
+           items(), dim_, scores.data());
+  scores[i] = -std::numeric_limits<float>::infinity();
+  return TopK(scores, k);
+}
+
+size_t OnlineModel::MemoryBytes() const {
+  size_t total = (p_.capacity() + h_.capacity() + q_.capacity() + v_.capacity()) * sizeof(float);
+  total += (item_bias_.capacity() + item_grad_sq_.capacity() + item_count_.capacity()) * 4;
+  total += item_pop_.capacity() * 8 + graph_.MemoryBytes();
+  for (const auto& m : user_meta_) {
+    total += sizeof(UserMeta) + m.seen.capacity() * 4 + m.recent_items.capacity() * 8 +
+             m.sketch.signature().size() * 4;
+  }
+  return total;
+}
+
+}  // namespace simstream::engine

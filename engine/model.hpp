@@ -1,0 +1,165 @@
+// The online metric learner and the hybrid recommender built on it.
+//
+// Users and items live in one metric space. Every event moves the user's free vector and
+// the item (and a few sampled negative items) by one step of the configured loss, with
+// per-row adaptive step sizes. A user's representation is q_u = p_u + h_u, where h_u is a
+// time-decayed average of the vectors of the items the user interacted with (negative
+// feedback counts against), so a brand-new user is personalised after their first event.
+//
+// Recommendations mix three signals with weights learned online (pairwise logistic loss on
+// the same positives and sampled negatives the embeddings learn from):
+//   E(u,j) the learned metric's score, N(u,j) neighbourhood evidence from the items the user
+//   touched recently (cosine over a windowed co-occurrence graph), P(j) decayed popularity.
+// Similar users and similar items are answered by the learned embeddings alone.
+//
+// Thread safety: none. `Engine` serialises the single writer against readers.
+// Determinism: the state after a sequence of Observe() calls depends only on the options and
+// the (interaction, rng_key) sequence.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "config/options.hpp"
+#include "engine/cooccurrence.hpp"
+#include "engine/losses.hpp"
+#include "engine/minhash.hpp"
+#include "engine/similarity.hpp"
+#include "engine/topk.hpp"
+
+namespace simstream::engine {
+
+// One interaction in dense-index form. `rng_key` seeds every random draw made for it
+// (see EventRngKey): the same key reproduces the same update.
+struct Interaction {
+  uint32_t user = 0;
+  uint32_t item = 0;
+  float weight = 1.0f;
+  int64_t ts_ms = 0;
+  uint64_t rng_key = 0;
+};
+
+// A scorer that learns from a stream (the model and the baselines share this interface so
+// prequential evaluation treats them alike).
+class StreamingScorer {
+ public:
+  virtual ~StreamingScorer() = default;
+  virtual std::string_view name() const = 0;
+  // Learn from one interaction. Indices may be new (== current count); they are added.
+  virtual void Observe(const Interaction& x) = 0;
+  // Scores of items [0, out.size()) for `user` (which may be unknown: out-of-range index).
+  // Higher is better; the caller masks items it does not want.
+  virtual void ScoreItems(uint32_t user, std::span<float> out) = 0;
+};
+
+// A supporting history item of a recommendation.
+struct Because {
+  uint32_t item;
+  float score;
+};
+
+class OnlineModel final : public StreamingScorer {
+ public:
+  // `opts` must have passed config validation.
+  explicit OnlineModel(const config::ModelOptions& opts);
+
+  std::string_view name() const override { return "simstream"; }
+  void Observe(const Interaction& x) override;
+  void ScoreItems(uint32_t user, std::span<float> out) override;
+
+  int dim() const { return dim_; }
+  size_t users() const { return user_meta_.size(); }
+  size_t items() const { return item_count_.size(); }
+  bool HasUser(uint32_t u) const { return u < users(); }
+
+  // The user's representation q_u and the item's vector v_i (dim() floats each).
+  const float* UserVector(uint32_t u) const { return &q_[size_t{u} * dim_]; }
+  const float* ItemVector(uint32_t i) const { return &v_[size_t{i} * dim_]; }
+  // All user representations / item vectors, row-major (users() x dim(), items() x dim()).
+  std::span<const float> UserMatrix() const { return q_; }
+  std::span<const float> ItemMatrix() const { return v_; }
+
+  // Items the user interacted with, sorted ascending.
+  std::span<const uint32_t> Seen(uint32_t u) const { return user_meta_[u].seen; }
+  uint64_t UserEvents(uint32_t u) const { return user_meta_[u].events; }
+  int64_t UserLastTs(uint32_t u) const { return user_meta_[u].last_ts; }
+  const MinHashSketch& Sketch(uint32_t u) const { return user_meta_[u].sketch; }
+
+  // Exact top-k similar users / items by the learned embeddings (Jaccard: MinHash sketches).
+  // The query entity itself is excluded. Ties: lower index first.
+  std::vector<Scored> SimilarUsers(uint32_t u, size_t k, Metric metric) const;
+  std::vector<Scored> SimilarItems(uint32_t i, size_t k, Metric metric) const;
+
+  // Top-k recommendations for `user` (unknown users: popularity), excluding seen items and
+  // `exclude`. `from_model` tells whether the learned model produced them.
+  std::vector<Scored> Recommend(uint32_t user, size_t k, std::span<const uint32_t> exclude,
+                                bool* from_model = nullptr);
+  // The user's recent items that most support recommending `item`.
+  std::vector<Because> Explain(uint32_t user, uint32_t item, size_t max_items) const;
+
+  // Current mixing weights of the hybrid scorer (embedding, neighbourhood, popularity).
+  std::array<float, 3> MixWeights() const { return mix_; }
+  // Decayed popularity feature log(1 + decayed count) of every item.
+  void PopularityScores(std::span<float> out) const;
+
+  size_t MemoryBytes() const;
+
+ private:
+  struct UserMeta {
+    std::vector<uint32_t> seen;          // sorted
+    std::vector<uint32_t> recent_items;  // most recent first, at most history_cap_
+    std::vector<float> recent_weights;
+    uint64_t events = 0;
+    int64_t last_ts = 0;
+    float z = 0.0f;     // denominator of h_u
+    float grad_sq = 0.0f;  // adaptive step accumulator of p_u
+    MinHashSketch sketch;
+  };
+
+  void EnsureUser(uint32_t u);
+  void EnsureItem(uint32_t i);
+  void InitRow(float* row, uint64_t key);
+  void AdaptiveStep(float* row, const float* grad, float* grad_sq, float scale);
+  float EmbeddingScore(const float* q, uint32_t item) const;
+  float NeighbourScore(const UserMeta& m, uint32_t item) const;
+  float PopularityFeature(uint32_t item) const;
+  void UpdateMix(const UserMeta& m, const float* q, uint32_t pos, std::span<const uint32_t> negs,
+                 float weight);
+  void DecayPopularity();
+  void RefreshUserVector(uint32_t u);
+
+  config::ModelOptions opts_;
+  LossParams loss_;
+  int dim_;
+  bool hybrid_;
+  float history_decay_;  // per user event
+  size_t history_cap_;
+  double pop_tau_;       // popularity time constant, in events
+
+  // Users: free vectors p, history sums H, representations q = p + H / z.
+  std::vector<float> p_, h_, q_;
+  std::vector<UserMeta> user_meta_;
+  // Items: vectors, biases, adaptive accumulators, decayed popularity.
+  std::vector<float> v_, item_bias_, item_grad_sq_, item_count_;
+  std::vector<double> item_pop_;  // sum of exp((t_e - pop_anchor_) / tau)
+  uint64_t clock_ = 0;            // events observed
+  uint64_t pop_anchor_ = 0;
+
+  CooccurrenceGraph graph_;
+  std::vector<uint32_t> recent_positives_;  // ring buffer for popularity-biased negatives
+  size_t recent_pos_next_ = 0;
+
+  std::array<float, 3> mix_{1.0f, 1.0f, 0.1f};
+  std::array<float, 3> mix_grad_sq_{0.0f, 0.0f, 0.0f};
+
+  // Scratch buffers reused across events (no allocation on the hot path).
+  std::vector<float> grad_q_, grad_pos_, grad_negs_, grad_neg_bias_, q_tmp_;
+  std::vector<uint32_t> neg_ids_;
+  std::vector<const float*> neg_ptrs_;
+  std::vector<float> neg_bias_;
+};
+
+}  // namespace simstream::engine

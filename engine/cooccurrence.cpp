@@ -40,6 +40,14 @@ void SparseRow::Add(uint32_t key, float delta) {
   vals_[s] += delta;
 }
 
+void SparseRow::Set(uint32_t key, float value) {
+  Add(key, 0.0f);
+  const size_t mask = keys_.size() - 1;
+  size_t s = Slot(key, mask);
+  while (keys_[s] != key) s = (s + 1) & mask;
+  vals_[s] = value;
+}
+
 float SparseRow::Get(uint32_t key) const {
   if (keys_.empty()) return 0.0f;
   const size_t mask = keys_.size() - 1;
@@ -71,16 +79,23 @@ void SparseRow::PruneTo(size_t keep) {
   for (const auto& [v, k] : entries) Add(k, v);
 }
 
-void CooccurrenceGraph::Link(uint32_t item, std::span<const uint32_t> recent, float w) {
+void CooccurrenceGraph::Link(uint32_t item, std::span<const uint32_t> recent, float w,
+                             std::vector<uint32_t>* pruned) {
   counts_[item] += w;
   for (uint32_t other : recent) {
     if (other == item) continue;
     rows_[item].Add(other, w);
     rows_[other].Add(item, w);
     // Prune with slack (to 3/4 of the cap) so pruning cost is amortised.
-    if (rows_[other].size() > max_row_) rows_[other].PruneTo(max_row_ * 3 / 4);
+    if (rows_[other].size() > max_row_) {
+      rows_[other].PruneTo(max_row_ * 3 / 4);
+      if (pruned) pruned->push_back(other);
+    }
   }
-  if (rows_[item].size() > max_row_) rows_[item].PruneTo(max_row_ * 3 / 4);
+  if (rows_[item].size() > max_row_) {
+    rows_[item].PruneTo(max_row_ * 3 / 4);
+    if (pruned) pruned->push_back(item);
+  }
 }
 
 float CooccurrenceGraph::Cosine(uint32_t a, uint32_t b) const {

@@ -17,6 +17,8 @@ class SparseRow {
   static constexpr uint32_t kEmpty = 0xFFFFFFFFu;
 
   void Add(uint32_t key, float delta);
+  // Sets the value of `key` (inserting it); storage restore.
+  void Set(uint32_t key, float value);
   float Get(uint32_t key) const;
   size_t size() const { return size_; }
   // Calls f(key, value) for every entry.
@@ -43,8 +45,13 @@ class CooccurrenceGraph {
     if (rows_.size() < n) rows_.resize(n), counts_.resize(n, 0.0f);
   }
   // Records an interaction with `item` after `recent` (most recent first): symmetric links of
-  // weight `w` to each. `count` of the item grows by w.
-  void Link(uint32_t item, std::span<const uint32_t> recent, float w);
+  // weight `w` to each. `count` of the item grows by w. Rows that were pruned (lost entries)
+  // are appended to `pruned` when it is given.
+  void Link(uint32_t item, std::span<const uint32_t> recent, float w,
+            std::vector<uint32_t>* pruned = nullptr);
+  // Restores state (storage load): the count of an item, one directed edge.
+  void SetCount(uint32_t item, float count) { counts_[item] = count; }
+  void SetEdge(uint32_t a, uint32_t b, float w) { rows_[a].Set(b, w); }
   float Weight(uint32_t a, uint32_t b) const { return a < rows_.size() ? rows_[a].Get(b) : 0.0f; }
   float Count(uint32_t item) const { return item < counts_.size() ? counts_[item] : 0.0f; }
   const SparseRow& Row(uint32_t item) const { return rows_[item]; }

@@ -33,6 +33,22 @@ class IdInterner {
     return it->second;
   }
   const std::string& Id(uint32_t idx) const { return ids_[idx]; }
+  // Removes the mapping of `id`; its index becomes a tombstone (Id() is empty) and is never
+  // reused. Returns the index it had.
+  std::optional<uint32_t> Forget(std::string_view id) {
+    auto it = index_.find(id);
+    if (it == index_.end()) return std::nullopt;
+    const uint32_t idx = it->second;
+    index_.erase(it);
+    ids_[idx].clear();
+    return idx;
+  }
+  // Storage restore: puts `id` at `idx` (an empty id restores a tombstone).
+  void Restore(uint32_t idx, std::string_view id) {
+    if (ids_.size() <= idx) ids_.resize(idx + 1);
+    ids_[idx] = std::string(id);
+    if (!id.empty()) index_[ids_[idx]] = idx;
+  }
   size_t size() const { return ids_.size(); }
 
  private:

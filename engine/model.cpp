@@ -175,6 +175,8 @@ void OnlineModel::RefreshUserVector(uint32_t u) {
 void OnlineModel::Observe(const Interaction& x) {
   EnsureUser(x.user);
   EnsureItem(x.item);
+  MarkUser(x.user);
+  MarkItem(x.item);
   ++clock_;
   UserMeta& m = user_meta_[x.user];
   Rng rng(x.rng_key);
@@ -220,6 +222,7 @@ void OnlineModel::Observe(const Interaction& x) {
     item_bias_[x.item] -= static_cast<float>(opts_.learning_rate) * 0.1f * w * g.dpos_bias;
     for (size_t k = 0; k < m_used; ++k) {
       const uint32_t c = neg_ids_[k];
+      MarkItem(c);
       AdaptiveStep(&v_[size_t{c} * dim_], &grad_negs_[k * dim_], &item_grad_sq_[c], w);
       item_bias_[c] -= static_cast<float>(opts_.learning_rate) * 0.1f * w * grad_neg_bias_[k];
     }
@@ -248,7 +251,19 @@ void OnlineModel::Observe(const Interaction& x) {
   if (x.weight > 0) {
     const size_t window =
         std::min(m.recent_items.size(), static_cast<size_t>(opts_.cooccurrence_window));
-    graph_.Link(x.item, std::span<const uint32_t>(m.recent_items.data(), window), 1.0f);
+    const std::span<const uint32_t> linked(m.recent_items.data(), window);
+    pruned_scratch_.clear();
+    graph_.Link(x.item, linked, 1.0f, track_changes_ ? &pruned_scratch_ : nullptr);
+    if (track_changes_) {
+      for (uint32_t other : linked) {
+        if (other == x.item) continue;
+        MarkEdge(x.item, other);
+        MarkEdge(other, x.item);
+      }
+      for (uint32_t r : pruned_scratch_) {
+        if (!row_rewritten_[r]) row_rewritten_[r] = 1, rewritten_rows_.push_back(r);
+      }
+    }
     item_count_[x.item] += 1.0f;
     item_pop_[x.item] += std::exp(static_cast<double>(clock_ - pop_anchor_) / pop_tau_);
     DecayPopularity();
@@ -273,7 +288,7 @@ void OnlineModel::Observe(const Interaction& x) {
   m.last_ts = std::max(m.last_ts, x.ts_ms);
 }
 
-void OnlineModel::ScoreItems(uint32_t user, std::span<float> out) {
+void OnlineModel::Score(uint32_t user, std::span<float> out) const {
   const size_t n = std::min(out.size(), items());
   if (!HasUser(user) || user_meta_[user].events == 0) {
     PopularityScores(out);
@@ -321,9 +336,10 @@ void OnlineModel::ScoreItems(uint32_t user, std::span<float> out) {
 }
 
 std::vector<Scored> OnlineModel::Recommend(uint32_t user, size_t k,
-                                           std::span<const uint32_t> exclude, bool* from_model) {
+                                           std::span<const uint32_t> exclude,
+                                           bool* from_model) const {
   std::vector<float> scores(items());
-  ScoreItems(user, scores);
+  Score(user, scores);
   const bool known = HasUser(user) && user_meta_[user].events > 0;
   if (from_model) *from_model = known;
   const float masked = -std::numeric_limits<float>::infinity();
@@ -363,6 +379,154 @@ std::vector<Because> OnlineModel::Explain(uint32_t user, uint32_t item, size_t m
   return unique;
 }
 
+void OnlineModel::MarkUser(uint32_t u) {
+  if (!track_changes_) return;
+  if (user_dirty_.size() <= u) user_dirty_.resize(u + 1, 0);
+  if (!user_dirty_[u]) user_dirty_[u] = 1, dirty_users_.push_back(u);
+}
+
+void OnlineModel::MarkItem(uint32_t i) {
+  if (!track_changes_) return;
+  if (item_dirty_.size() <= i) item_dirty_.resize(i + 1, 0), row_rewritten_.resize(i + 1, 0);
+  if (!item_dirty_[i]) item_dirty_[i] = 1, dirty_items_.push_back(i);
+}
+
+void OnlineModel::TakeChanges(ChangeSet& out) {
+  std::sort(dirty_users_.begin(), dirty_users_.end());
+  std::sort(dirty_items_.begin(), dirty_items_.end());
+  for (uint32_t u : dirty_users_) {
+    user_dirty_[u] = 0;
+    if (!user_meta_[u].forgotten) out.users.emplace_back(u, ExportUser(u));
+  }
+  for (uint32_t i : dirty_items_) {
+    item_dirty_[i] = 0;
+    out.items.emplace_back(i, ExportItem(i));
+  }
+  out.forgotten_users.insert(out.forgotten_users.end(), forgotten_users_.begin(),
+                             forgotten_users_.end());
+  std::sort(rewritten_rows_.begin(), rewritten_rows_.end());
+  for (uint32_t r : rewritten_rows_) {
+    row_rewritten_[r] = 0;
+    out.rewritten_rows.push_back(r);
+    ExportRow(r, out.edges);
+  }
+  std::vector<uint64_t> edges(dirty_edges_.begin(), dirty_edges_.end());
+  std::sort(edges.begin(), edges.end());
+  for (uint64_t e : edges) {
+    const auto a = static_cast<uint32_t>(e >> 32);
+    const auto b = static_cast<uint32_t>(e);
+    if (row_rewritten_.size() > a && std::binary_search(rewritten_rows_.begin(), rewritten_rows_.end(), a))
+      continue;  // already written whole
+    out.edges.push_back({a, b, graph_.Weight(a, b)});
+  }
+  out.global = ExportGlobal();
+  out.dim = dim_;
+  dirty_users_.clear();
+  dirty_items_.clear();
+  rewritten_rows_.clear();
+  forgotten_users_.clear();
+  dirty_edges_.clear();
+}
+
+UserState OnlineModel::ExportUser(uint32_t u) const {
+  const UserMeta& m = user_meta_[u];
+  UserState s;
+  s.p.assign(&p_[size_t{u} * dim_], &p_[size_t{u} * dim_] + dim_);
+  s.h.assign(&h_[size_t{u} * dim_], &h_[size_t{u} * dim_] + dim_);
+  s.z = m.z;
+  s.grad_sq = m.grad_sq;
+  s.seen = m.seen;
+  s.recent_items = m.recent_items;
+  s.recent_weights = m.recent_weights;
+  s.events = m.events;
+  s.last_ts = m.last_ts;
+  s.sketch.assign(m.sketch.signature().begin(), m.sketch.signature().end());
+  s.sketch_empty = m.sketch.empty();
+  return s;
+}
+
+ItemState OnlineModel::ExportItem(uint32_t i) const {
+  ItemState s;
+  s.v.assign(ItemVector(i), ItemVector(i) + dim_);
+  s.bias = item_bias_[i];
+  s.grad_sq = item_grad_sq_[i];
+  s.count = item_count_[i];
+  s.pop = item_pop_[i];
+  s.graph_count = graph_.Count(i);
+  return s;
+}
+
+GlobalState OnlineModel::ExportGlobal() const {
+  GlobalState g;
+  g.clock = clock_;
+  g.pop_anchor = pop_anchor_;
+  g.recent_positives = recent_positives_;
+  g.recent_pos_next = recent_pos_next_;
+  g.mix = mix_;
+  g.mix_grad_sq = mix_grad_sq_;
+  return g;
+}
+
+void OnlineModel::ExportRow(uint32_t a, std::vector<EdgeState>& out) const {
+  std::vector<EdgeState> row;
+  graph_.Row(a).ForEach([&](uint32_t b, float w) { row.push_back({a, b, w}); });
+  std::sort(row.begin(), row.end(), [](const EdgeState& x, const EdgeState& y) { return x.b < y.b; });
+  out.insert(out.end(), row.begin(), row.end());
+}
+
+void OnlineModel::ImportUser(uint32_t u, const UserState& s) {
+  EnsureUser(u);
+  UserMeta& m = user_meta_[u];
+  std::copy_n(s.p.data(), dim_, &p_[size_t{u} * dim_]);
+  std::copy_n(s.h.data(), dim_, &h_[size_t{u} * dim_]);
+  m.z = s.z;
+  m.grad_sq = s.grad_sq;
+  m.seen = s.seen;
+  m.recent_items = s.recent_items;
+  m.recent_weights = s.recent_weights;
+  m.events = s.events;
+  m.last_ts = s.last_ts;
+  m.sketch = MinHashSketch::FromSignature(s.sketch, s.sketch_empty);
+  m.forgotten = false;
+  RefreshUserVector(u);
+}
+
+void OnlineModel::ImportItem(uint32_t i, const ItemState& s) {
+  EnsureItem(i);
+  std::copy_n(s.v.data(), dim_, &v_[size_t{i} * dim_]);
+  item_bias_[i] = s.bias;
+  item_grad_sq_[i] = s.grad_sq;
+  item_count_[i] = s.count;
+  item_pop_[i] = s.pop;
+  graph_.SetCount(i, s.graph_count);
+}
+
+void OnlineModel::ImportGlobal(const GlobalState& g) {
+  clock_ = g.clock;
+  pop_anchor_ = g.pop_anchor;
+  recent_positives_ = g.recent_positives;
+  recent_pos_next_ = g.recent_pos_next;
+  mix_ = g.mix;
+  mix_grad_sq_ = g.mix_grad_sq;
+}
+
+void OnlineModel::ImportEdge(const EdgeState& e) {
+  EnsureItem(std::max(e.a, e.b));
+  if (e.w != 0.0f) graph_.SetEdge(e.a, e.b, e.w);
+}
+
+void OnlineModel::ForgetUser(uint32_t u) {
+  if (!HasUser(u)) return;
+  UserMeta& m = user_meta_[u];
+  std::fill_n(&p_[size_t{u} * dim_], dim_, 0.0f);
+  std::fill_n(&h_[size_t{u} * dim_], dim_, 0.0f);
+  std::fill_n(&q_[size_t{u} * dim_], dim_, 0.0f);
+  m = UserMeta();
+  m.sketch = MinHashSketch(static_cast<int>(opts_.minhash_size));
+  m.forgotten = true;
+  if (track_changes_) forgotten_users_.push_back(u);
+}
+
 std::vector<Scored> OnlineModel::SimilarUsers(uint32_t u, size_t k, Metric metric) const {
   std::vector<float> scores(users());
   if (metric == Metric::kJaccard) {
@@ -374,6 +538,10 @@ std::vector<Scored> OnlineModel::SimilarUsers(uint32_t u, size_t k, Metric metri
     ScoreAll(metric, UserVector(u), q_.data(), users(), dim_, scores.data());
   }
   scores[u] = -std::numeric_limits<float>::infinity();
+  for (size_t v = 0; v < users(); ++v) {
+    if (user_meta_[v].forgotten || user_meta_[v].events == 0)
+      scores[v] = -std::numeric_limits<float>::infinity();
+  }
   return TopK(scores, k);
 }
 

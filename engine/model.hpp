@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "config/options.hpp"
@@ -28,6 +29,7 @@
 #include "engine/losses.hpp"
 #include "engine/minhash.hpp"
 #include "engine/similarity.hpp"
+#include "engine/state.hpp"
 #include "engine/topk.hpp"
 
 namespace simstream::engine {
@@ -68,7 +70,9 @@ class OnlineModel final : public StreamingScorer {
 
   std::string_view name() const override { return "simstream"; }
   void Observe(const Interaction& x) override;
-  void ScoreItems(uint32_t user, std::span<float> out) override;
+  void ScoreItems(uint32_t user, std::span<float> out) override { Score(user, out); }
+  // ScoreItems without the interface's non-const contract (the model keeps no query scratch).
+  void Score(uint32_t user, std::span<float> out) const;
 
   int dim() const { return dim_; }
   size_t users() const { return user_meta_.size(); }
@@ -96,7 +100,7 @@ class OnlineModel final : public StreamingScorer {
   // Top-k recommendations for `user` (unknown users: popularity), excluding seen items and
   // `exclude`. `from_model` tells whether the learned model produced them.
   std::vector<Scored> Recommend(uint32_t user, size_t k, std::span<const uint32_t> exclude,
-                                bool* from_model = nullptr);
+                                bool* from_model = nullptr) const;
   // The user's recent items that most support recommending `item`.
   std::vector<Because> Explain(uint32_t user, uint32_t item, size_t max_items) const;
 
@@ -106,6 +110,28 @@ class OnlineModel final : public StreamingScorer {
   void PopularityScores(std::span<float> out) const;
 
   size_t MemoryBytes() const;
+  const config::ModelOptions& options() const { return opts_; }
+
+  // ---- Durable state -------------------------------------------------------------------
+  // With tracking on, Observe() and ForgetUser() record which rows changed; TakeChanges()
+  // copies them into `out` and clears the record. Off by default (evaluation, benchmarks).
+  void SetChangeTracking(bool on) { track_changes_ = on; }
+  void TakeChanges(ChangeSet& out);
+  UserState ExportUser(uint32_t u) const;
+  ItemState ExportItem(uint32_t i) const;
+  GlobalState ExportGlobal() const;
+  // Every directed co-occurrence edge of item a's row.
+  void ExportRow(uint32_t a, std::vector<EdgeState>& out) const;
+  // Restores rows written by TakeChanges (storage load). Indices may arrive in any order;
+  // missing rows in between are created fresh and must be imported too.
+  void ImportUser(uint32_t u, const UserState& s);
+  void ImportItem(uint32_t i, const ItemState& s);
+  void ImportGlobal(const GlobalState& g);
+  void ImportEdge(const EdgeState& e);
+  // Marks a user forgotten: its vectors, history and sketch are cleared, and it no longer
+  // appears in similar-user answers. The index is never reused.
+  void ForgetUser(uint32_t u);
+  bool IsForgotten(uint32_t u) const { return user_meta_[u].forgotten; }
 
  private:
   struct UserMeta {
@@ -117,7 +143,13 @@ class OnlineModel final : public StreamingScorer {
     float z = 0.0f;     // denominator of h_u
     float grad_sq = 0.0f;  // adaptive step accumulator of p_u
     MinHashSketch sketch;
+    bool forgotten = false;
   };
+  void MarkUser(uint32_t u);
+  void MarkItem(uint32_t i);
+  void MarkEdge(uint32_t a, uint32_t b) {
+    if (track_changes_) dirty_edges_.insert(uint64_t{a} << 32 | b);
+  }
 
   void EnsureUser(uint32_t u);
   void EnsureItem(uint32_t i);
@@ -154,6 +186,13 @@ class OnlineModel final : public StreamingScorer {
 
   std::array<float, 3> mix_{1.0f, 1.0f, 0.1f};
   std::array<float, 3> mix_grad_sq_{0.0f, 0.0f, 0.0f};
+
+  // Change tracking for durable storage.
+  bool track_changes_ = false;
+  std::vector<uint8_t> user_dirty_, item_dirty_, row_rewritten_;
+  std::vector<uint32_t> dirty_users_, dirty_items_, rewritten_rows_, forgotten_users_;
+  std::unordered_set<uint64_t> dirty_edges_;
+  std::vector<uint32_t> pruned_scratch_;
 
   // Scratch buffers reused across events (no allocation on the hot path).
   std::vector<float> grad_q_, grad_pos_, grad_negs_, grad_neg_bias_, q_tmp_;

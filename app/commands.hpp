@@ -1,0 +1,46 @@
+// Subcommands of the `simstream` binary. Each cmd_*.cpp registers its subcommands on the CLI
+// and returns the function that runs them once parsed; main() only dispatches.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/loader.hpp"
+#include "engine/event.hpp"
+
+extern char** environ;
+
+namespace simstream::app {
+
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+// Prints "simstream: <code>: <message>" on stderr and returns kExitFailure.
+int Fail(const Error& e);
+
+// The event validation rules the configuration implies.
+engine::EventRules RulesFrom(const config::Options& o);
+
+// --config and --set, shared by every subcommand that reads the configuration.
+struct ConfigArgs {
+  std::string config_path;
+  std::vector<std::string> sets;
+  void Attach(CLI::App* cmd) {
+    cmd->add_option("--config", config_path, "JSON configuration file (comments allowed)");
+    cmd->add_option("--set", sets, "Override one key: section.key=value (repeatable)");
+  }
+  Result<config::Options> Load() const { return config::Load(config_path, environ, sets); }
+};
+
+struct Command {
+  CLI::App* sub = nullptr;
+  std::function<int()> run;
+};
+
+// Registrars, one per cmd_*.cpp. State captured by `run` must be heap-owned (shared_ptr).
+void RegisterOfflineCommands(CLI::App& cli, std::vector<Command>& out);  // evaluate, generate, tune, config
+
+}  // namespace simstream::app

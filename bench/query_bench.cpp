@@ -1,0 +1,195 @@
+// Query latency of engine::OnlineModel and the kernels under it.
+//
+// BM_Recommend and BM_SimilarUsers query one model (default options, d=64) that ingested a
+// synthetic stream of 100k users x 20k items (1M events, engine/generator.hpp, fixed seed).
+// The model is built once, on first use, outside every timed region; each iteration queries
+// the next user of a fixed random sequence of known users, so caches see a realistic mix.
+//
+// BM_ScoreAll and BM_TopK time engine/similarity.hpp's ScoreAll and engine/topk.hpp's TopK
+// alone, on seeded random data at n = 20k (an item catalogue) and 1M rows (a user base), d=64.
+// items_per_second reads as rows scored (or scores selected from) per second.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "config/options.hpp"
+#include "engine/event.hpp"
+#include "engine/generator.hpp"
+#include "engine/interner.hpp"
+#include "engine/model.hpp"
+#include "engine/rng.hpp"
+#include "engine/similarity.hpp"
+#include "engine/topk.hpp"
+
+namespace {
+
+using simstream::config::ModelOptions;
+using simstream::engine::Event;
+using simstream::engine::EventRngKey;
+using simstream::engine::GeneratorOptions;
+using simstream::engine::IdInterner;
+using simstream::engine::Interaction;
+using simstream::engine::Metric;
+using simstream::engine::OnlineModel;
+using simstream::engine::Rng;
+using simstream::engine::Scored;
+
+constexpr int kDim = 64;
+constexpr size_t kK = 10;
+constexpr size_t kQueryUsers = 4096;  // distinct users cycled through by the query benchmarks
+
+struct World {
+  explicit World(const ModelOptions& opts) : model(opts) {}
+  OnlineModel model;
+  std::vector<uint32_t> query_users;  // known users (at least one event), random order
+};
+
+// The model after one pass of the stream, built on first use.
+World& GetWorld() {
+  static World world = [] {
+    ModelOptions opts;  // defaults: hybrid scorer, bpr loss
+    opts.dim = kDim;
+    World w(opts);
+    GeneratorOptions g;
+    g.users = 100000;
+    g.items = 20000;
+    g.events = 1000000;
+    g.communities = 50;
+    g.seed = 20240601;
+    IdInterner users, items;
+    int64_t offset = 0;
+    const auto seed = static_cast<uint64_t>(opts.seed);
+    (void)simstream::engine::Generate(g, [&](const Event& e) {
+      const auto it = opts.event_weights.find(e.type);
+      const double weight = it != opts.event_weights.end() ? it->second : opts.default_event_weight;
+      w.model.Observe(Interaction{users.Intern(e.user), items.Intern(e.item),
+                                  static_cast<float>(weight), e.ts_ms,
+                                  EventRngKey(seed, /*partition=*/0, offset++)});
+    });
+    Rng rng(7);
+    const auto n = static_cast<uint32_t>(w.model.users());
+    while (n > 0 && w.query_users.size() < kQueryUsers) {
+      const uint32_t u = rng.Below(n);
+      if (w.model.UserEvents(u) > 0) w.query_users.push_back(u);
+    }
+    return w;
+  }();
+  return world;
+}
+
+void BM_Recommend(benchmark::State& state) {
+  World& w = GetWorld();
+  if (w.query_users.empty()) {
+    state.SkipWithError("the model has no users");
+    return;
+  }
+  size_t next = 0;
+  for (auto _ : state) {
+    auto recs = w.model.Recommend(w.query_users[next], kK, /*exclude=*/{});
+    benchmark::DoNotOptimize(recs.data());
+    if (++next == w.query_users.size()) next = 0;
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["items"] = static_cast<double>(w.model.items());
+}
+BENCHMARK(BM_Recommend)->Unit(benchmark::kMicrosecond);
+
+void BM_SimilarUsers(benchmark::State& state) {
+  const World& w = GetWorld();
+  if (w.query_users.empty()) {
+    state.SkipWithError("the model has no users");
+    return;
+  }
+  size_t next = 0;
+  for (auto _ : state) {
+    auto similar = w.model.SimilarUsers(w.query_users[next], kK, Metric::kCosine);
+    benchmark::DoNotOptimize(similar.data());
+    if (++next == w.query_users.size()) next = 0;
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["users"] = static_cast<double>(w.model.users());
+}
+BENCHMARK(BM_SimilarUsers)->Unit(benchmark::kMicrosecond);
+
+// n x kDim standard-normal rows (row-major) and their norms, built once per n.
+struct Rows {
+  std::vector<float> data;
+  std::vector<float> norms;
+};
+
+const Rows& GetRows(size_t n) {
+  static std::map<size_t, Rows> cache;
+  auto [it, added] = cache.try_emplace(n);
+  if (added) {
+    Rng rng(n);
+    it->second.data.resize(n * kDim);
+    for (float& x : it->second.data) x = static_cast<float>(rng.Normal());
+    it->second.norms.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      it->second.norms[i] = simstream::engine::Norm(&it->second.data[i * kDim], kDim);
+    }
+  }
+  return it->second;
+}
+
+// Arguments: rows, metric (0 cosine, 1 cosine with precomputed norms, 2 dot, 3 euclidean).
+void BM_ScoreAll(benchmark::State& state) {
+  const auto n = static_cast<size_t>(state.range(0));
+  const Rows& rows = GetRows(n);
+  static const Metric kMetrics[] = {Metric::kCosine, Metric::kCosine, Metric::kDot,
+                                    Metric::kEuclidean};
+  static const char* const kLabels[] = {"cosine", "cosine+norms", "dot", "euclidean"};
+  const auto which = static_cast<size_t>(state.range(1));
+  const float* norms = which == 1 ? rows.norms.data() : nullptr;
+  std::vector<float> query(kDim);
+  Rng rng(99);
+  for (float& x : query) x = static_cast<float>(rng.Normal());
+  std::vector<float> out(n);
+  for (auto _ : state) {
+    simstream::engine::ScoreAll(kMetrics[which], query.data(), rows.data.data(), n, kDim,
+                                out.data(), norms);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
+  state.SetLabel(kLabels[which]);
+}
+BENCHMARK(BM_ScoreAll)
+    ->ArgNames({"n", "metric"})
+    ->ArgsProduct({{20000, 1000000}, {0, 1, 2, 3}})
+    ->Unit(benchmark::kMicrosecond);
+
+// Arguments: n, order (0 random scores, 1 ascending: every score enters the heap, the worst
+// case, 2 random with half the entries masked as seen).
+void BM_TopK(benchmark::State& state) {
+  const auto n = static_cast<size_t>(state.range(0));
+  const auto order = state.range(1);
+  std::vector<float> scores(n);
+  Rng rng(n + 1);
+  for (float& s : scores) s = static_cast<float>(rng.Uniform());
+  if (order == 1) std::sort(scores.begin(), scores.end());
+  if (order == 2) {
+    for (size_t i = 0; i < n; i += 2) scores[i] = -std::numeric_limits<float>::infinity();
+  }
+  for (auto _ : state) {
+    auto top = simstream::engine::TopK(std::span<const float>(scores), kK);
+    benchmark::DoNotOptimize(top.data());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * n));
+  static const char* const kLabels[] = {"random", "ascending", "half-masked"};
+  state.SetLabel(kLabels[order]);
+}
+BENCHMARK(BM_TopK)
+    ->ArgNames({"n", "order"})
+    ->ArgsProduct({{20000, 1000000}, {0, 1, 2}})
+    ->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

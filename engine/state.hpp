@@ -1,0 +1,74 @@
+// Plain row types of the learner's state, for durable storage and export. storage/ encodes
+// them; the engine never sees a storage type. Indices are the engine's dense ids, which the
+// id dictionaries (also stored) map to external ids.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace simstream::engine {
+
+struct UserState {
+  std::vector<float> p;  // free vector
+  std::vector<float> h;  // decayed history sum
+  float z = 0.0f;        // history normaliser
+  float grad_sq = 0.0f;  // adaptive step accumulator
+  std::vector<uint32_t> seen;            // sorted item indices
+  std::vector<uint32_t> recent_items;    // most recent first
+  std::vector<float> recent_weights;
+  uint64_t events = 0;
+  int64_t last_ts = 0;
+  std::vector<uint32_t> sketch;  // MinHash signature
+  bool sketch_empty = true;
+};
+
+struct ItemState {
+  std::vector<float> v;
+  float bias = 0.0f;
+  float grad_sq = 0.0f;
+  float count = 0.0f;     // positive interactions (learner's view)
+  double pop = 0.0;       // decayed popularity relative to GlobalState::pop_anchor
+  float graph_count = 0.0f;
+};
+
+struct GlobalState {
+  uint64_t clock = 0;
+  uint64_t pop_anchor = 0;
+  std::vector<uint32_t> recent_positives;
+  uint64_t recent_pos_next = 0;
+  std::array<float, 3> mix{};
+  std::array<float, 3> mix_grad_sq{};
+};
+
+// One directed co-occurrence edge (a's row holds b with weight w; w == 0 means absent).
+struct EdgeState {
+  uint32_t a = 0;
+  uint32_t b = 0;
+  float w = 0.0f;
+};
+
+// Everything that changed since the last TakeChanges(), as copies taken under the engine's
+// lock, together with the stream position that produced it: storage writes it in one batch.
+struct ChangeSet {
+  std::vector<std::pair<uint32_t, UserState>> users;
+  std::vector<uint32_t> forgotten_users;  // indices whose rows must be deleted
+  std::vector<std::pair<uint32_t, ItemState>> items;
+  std::vector<EdgeState> edges;
+  std::vector<uint32_t> rewritten_rows;  // co-occurrence rows to replace whole (after pruning)
+  GlobalState global;
+  // New id-dictionary entries: index -> external id.
+  std::vector<std::pair<uint32_t, std::string>> new_user_ids;
+  std::vector<std::pair<uint32_t, std::string>> new_item_ids;
+  std::map<int32_t, int64_t> next_offsets;  // per partition: first offset not yet applied
+  uint64_t events_applied = 0;
+  int dim = 0;
+  bool empty() const {
+    return users.empty() && forgotten_users.empty() && items.empty() && edges.empty() &&
+           rewritten_rows.empty() && new_user_ids.empty() && new_item_ids.empty();
+  }
+};
+
+}  // namespace simstream::engine

@@ -1,0 +1,219 @@
+// SparseRow and CooccurrenceGraph against std::map twins.
+#include "engine/cooccurrence.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <random>
+#include <utility>
+#include <vector>
+
+namespace simstream::engine {
+namespace {
+
+std::map<uint32_t, float> Contents(const SparseRow& row) {
+  std::map<uint32_t, float> out;
+  row.ForEach([&](uint32_t k, float v) {
+    EXPECT_TRUE(out.emplace(k, v).second) << "key " << k << " visited twice";
+  });
+  return out;
+}
+
+TEST(SparseRowTest, EmptyRow) {
+  SparseRow row;
+  EXPECT_EQ(row.size(), 0u);
+  EXPECT_EQ(row.Get(0), 0.0f);
+  EXPECT_EQ(row.Get(12345), 0.0f);
+  EXPECT_TRUE(Contents(row).empty());
+  row.PruneTo(0);
+  EXPECT_EQ(row.size(), 0u);
+}
+
+TEST(SparseRowTest, HandCase) {
+  SparseRow row;
+  row.Add(7, 1.0f);
+  row.Add(3, 2.5f);
+  row.Add(7, 0.5f);
+  EXPECT_EQ(row.size(), 2u);
+  EXPECT_EQ(row.Get(7), 1.5f);
+  EXPECT_EQ(row.Get(3), 2.5f);
+  EXPECT_EQ(row.Get(4), 0.0f);
+}
+
+// Random Add/Get sequences, over key ranges from dense (many repeats) to sparse (growth and
+// rehash up to thousands of entries); every value must equal the map's, which adds the same
+// float deltas in the same order.
+TEST(SparseRowTest, MatchesStdMapUnderRandomAddGet) {
+  std::mt19937_64 rng(123);
+  for (uint32_t key_range : {4u, 50u, 3000u, 1u << 30}) {
+    SparseRow row;
+    std::map<uint32_t, float> twin;
+    std::uniform_int_distribution<uint32_t> key(0, key_range - 1);
+    std::uniform_real_distribution<float> delta(-1.0f, 3.0f);
+    for (int step = 0; step < 6000; ++step) {
+      const uint32_t k = key(rng);
+      const float d = delta(rng);
+      row.Add(k, d);
+      twin[k] += d;
+      ASSERT_EQ(row.size(), twin.size());
+      // Probe a present key and a random (often absent) one.
+      ASSERT_EQ(row.Get(k), twin[k]);
+      const uint32_t probe = key(rng);
+      const auto it = twin.find(probe);
+      ASSERT_EQ(row.Get(probe), it == twin.end() ? 0.0f : it->second);
+    }
+    EXPECT_EQ(Contents(row), twin) << "key range " << key_range;
+  }
+}
+
+// PruneTo keeps exactly the `keep` largest values, ties broken towards the smaller key,
+// compared with a sorted vector; the surviving values are untouched and the row stays usable.
+TEST(SparseRowTest, PruneToKeepsTopByValueThenKey) {
+  std::mt19937_64 rng(9);
+  for (int trial = 0; trial < 200; ++trial) {
+    SparseRow row;
+    std::map<uint32_t, float> twin;
+    const int n = 1 + static_cast<int>(rng() % 300);
+    // Few distinct values so that ties are common.
+    const int distinct_values = 1 + static_cast<int>(rng() % 6);
+    for (int i = 0; i < n; ++i) {
+      const auto k = static_cast<uint32_t>(rng() % 1000);
+      const auto v = static_cast<float>(rng() % static_cast<uint64_t>(distinct_values)) - 1.0f;
+      row.Add(k, v);
+      twin[k] += v;
+    }
+    const size_t keep = rng() % (twin.size() + 3);
+    std::vector<std::pair<float, uint32_t>> sorted;
+    for (const auto& [k, v] : twin) sorted.emplace_back(v, k);
+    std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first > b.first : a.second < b.second;
+    });
+    std::map<uint32_t, float> expected;
+    for (size_t i = 0; i < std::min(keep, sorted.size()); ++i) {
+      expected[sorted[i].second] = sorted[i].first;
+    }
+    row.PruneTo(keep);
+    ASSERT_EQ(row.size(), expected.size()) << "trial " << trial << " keep " << keep;
+    ASSERT_EQ(Contents(row), expected) << "trial " << trial << " keep " << keep;
+    for (const auto& [k, v] : twin) {
+      ASSERT_EQ(row.Get(k), expected.contains(k) ? v : 0.0f);
+    }
+    // Still a working map after the rebuild.
+    for (int i = 0; i < 100; ++i) {
+      const auto k = static_cast<uint32_t>(rng() % 2000);
+      row.Add(k, 1.0f);
+      expected[k] += 1.0f;
+    }
+    ASSERT_EQ(Contents(row), expected) << "trial " << trial;
+  }
+}
+
+TEST(SparseRowTest, PruneHandCase) {
+  SparseRow row;
+  row.Add(5, 1.0f);
+  row.Add(2, 3.0f);
+  row.Add(9, 1.0f);
+  row.Add(1, 0.5f);
+  row.PruneTo(2);  // 2 (3.0) then the tie 5/9 at 1.0 goes to the smaller key
+  EXPECT_EQ(Contents(row), (std::map<uint32_t, float>{{2, 3.0f}, {5, 1.0f}}));
+}
+
+// Link against a naive recomputation from the same link sequence (no pruning happens).
+TEST(CooccurrenceGraphTest, LinkMatchesNaiveMap) {
+  std::mt19937_64 rng(31);
+  constexpr uint32_t kItems = 60;
+  CooccurrenceGraph graph(/*max_row=*/100000);
+  graph.EnsureItems(kItems);
+  std::map<std::pair<uint32_t, uint32_t>, float> weight;
+  std::map<uint32_t, float> count;
+  for (int step = 0; step < 3000; ++step) {
+    const auto item = static_cast<uint32_t>(rng() % kItems);
+    // Recent items may repeat and may contain the item itself (which is skipped).
+    std::vector<uint32_t> recent(rng() % 8);
+    for (auto& r : recent) r = static_cast<uint32_t>(rng() % kItems);
+    const float w = (rng() % 2 == 0) ? 1.0f : 0.5f;
+    graph.Link(item, recent, w);
+    count[item] += w;
+    for (uint32_t other : recent) {
+      if (other == item) continue;
+      weight[{item, other}] += w;
+      weight[{other, item}] += w;
+    }
+  }
+  for (uint32_t a = 0; a < kItems; ++a) {
+    EXPECT_EQ(graph.Count(a), count[a]);
+    EXPECT_EQ(graph.Row(a).size(),
+              static_cast<size_t>(std::count_if(weight.begin(), weight.end(),
+                                                [&](const auto& e) { return e.first.first == a; })));
+    for (uint32_t b = 0; b < kItems; ++b) {
+      const auto it = weight.find({a, b});
+      const float want = it == weight.end() ? 0.0f : it->second;
+      ASSERT_EQ(graph.Weight(a, b), want) << a << "," << b;
+      ASSERT_EQ(graph.Weight(a, b), graph.Weight(b, a));
+      const double ca = std::max<double>(count[a], 1e-6), cb = std::max<double>(count[b], 1e-6);
+      const double cos = want == 0.0f ? 0.0 : want / std::sqrt(ca * cb);
+      ASSERT_NEAR(graph.Cosine(a, b), cos, 1e-6 * (1.0 + std::abs(cos))) << a << "," << b;
+    }
+  }
+  // Out of range: nothing.
+  EXPECT_EQ(graph.Weight(kItems + 5, 0), 0.0f);
+  EXPECT_EQ(graph.Count(kItems + 5), 0.0f);
+}
+
+TEST(CooccurrenceGraphTest, HandCase) {
+  CooccurrenceGraph graph;
+  graph.EnsureItems(4);
+  const std::vector<uint32_t> none;
+  const std::vector<uint32_t> after0 = {0};
+  const std::vector<uint32_t> after10 = {1, 0};
+  graph.Link(0, none, 1.0f);     // count(0) = 1
+  graph.Link(1, after0, 1.0f);   // 1-0
+  graph.Link(2, after10, 1.0f);  // 2-1, 2-0
+  graph.Link(1, after0, 1.0f);   // 1-0 again
+  EXPECT_EQ(graph.Count(0), 1.0f);
+  EXPECT_EQ(graph.Count(1), 2.0f);
+  EXPECT_EQ(graph.Weight(0, 1), 2.0f);
+  EXPECT_EQ(graph.Weight(2, 0), 1.0f);
+  EXPECT_EQ(graph.Weight(3, 0), 0.0f);
+  EXPECT_FLOAT_EQ(graph.Cosine(0, 1), 2.0f / std::sqrt(2.0f));
+  EXPECT_FLOAT_EQ(graph.Cosine(2, 1), 1.0f / std::sqrt(2.0f));
+  EXPECT_EQ(graph.Cosine(3, 1), 0.0f);
+}
+
+// With pruning, rows stay bounded; surviving weights never exceed the unpruned weights
+// (a pruned link restarts from zero when it comes back).
+TEST(CooccurrenceGraphTest, PruningBoundsRows) {
+  std::mt19937_64 rng(4);
+  constexpr uint32_t kItems = 400;
+  constexpr size_t kMaxRow = 40;
+  CooccurrenceGraph graph(kMaxRow);
+  graph.EnsureItems(kItems);
+  std::map<std::pair<uint32_t, uint32_t>, float> weight;
+  for (int step = 0; step < 5000; ++step) {
+    // Skewed items so that some rows overflow.
+    const auto item = static_cast<uint32_t>((rng() % kItems) * (rng() % kItems) / kItems);
+    std::vector<uint32_t> recent(rng() % 10);
+    for (auto& r : recent) r = static_cast<uint32_t>(rng() % kItems);
+    graph.Link(item, recent, 1.0f);
+    for (uint32_t other : recent) {
+      if (other == item) continue;
+      weight[{item, other}] += 1.0f;
+      weight[{other, item}] += 1.0f;
+    }
+  }
+  size_t max_size = 0;
+  for (uint32_t a = 0; a < kItems; ++a) {
+    max_size = std::max(max_size, graph.Row(a).size());
+    EXPECT_LE(graph.Row(a).size(), kMaxRow);
+    graph.Row(a).ForEach([&](uint32_t b, float w) {
+      EXPECT_GT(w, 0.0f);
+      EXPECT_LE(w, weight[{a, b}]);
+    });
+  }
+  EXPECT_GE(max_size, kMaxRow * 3 / 4);  // pruning did happen
+}
+
+}  // namespace
+}  // namespace simstream::engine

@@ -19,7 +19,6 @@
 namespace simstream::app {
 namespace {
 
-
 // Loads an event file, reporting malformed lines with their line numbers on stderr.
 Result<connectors::LoadedEvents> LoadInput(const std::string& path, const std::string& format,
                                            const engine::EventRules& rules) {
@@ -63,10 +62,15 @@ int RunEvaluate(const ConfigArgs& cfg, const std::string& input, const std::stri
   engine::ItemKnnScorer knn;
   std::vector<engine::StreamingScorer*> scorers;
   for (const auto& name : models) {
-    if (name == "simstream") scorers.push_back(&model);
-    else if (name == "popular") scorers.push_back(&popular);
-    else if (name == "item-knn") scorers.push_back(&knn);
-    else return Fail({"usage", "unknown model '" + name + "' (allowed: simstream, popular, item-knn)"});
+    if (name == "simstream")
+      scorers.push_back(&model);
+    else if (name == "popular")
+      scorers.push_back(&popular);
+    else if (name == "item-knn")
+      scorers.push_back(&knn);
+    else
+      return Fail(
+          {"usage", "unknown model '" + name + "' (allowed: simstream, popular, item-knn)"});
   }
   engine::PrequentialEvaluator eval(static_cast<size_t>(opts->eval.k), scorers,
                                     static_cast<uint64_t>(opts->model.seed));
@@ -88,12 +92,18 @@ int RunEvaluate(const ConfigArgs& cfg, const std::string& input, const std::stri
                                               /*min_events=*/20, engine::Metric::kCosine);
   }
   if (json) {
-    nlohmann::json out = {{"events", r.events}, {"evaluated", r.evaluated}, {"k", r.k},
+    nlohmann::json out = {{"events", r.events},
+                          {"evaluated", r.evaluated},
+                          {"k", r.k},
                           {"malformed", loaded->bad_count}};
     out["models"] = nlohmann::json::array();
     for (const auto& m : r.models) {
-      out["models"].push_back({{"name", m.name}, {"hr", m.hr}, {"ndcg", m.ndcg}, {"mrr", m.mrr},
-                               {"coverage", m.coverage}, {"events_per_s", m.events_per_s}});
+      out["models"].push_back({{"name", m.name},
+                               {"hr", m.hr},
+                               {"ndcg", m.ndcg},
+                               {"mrr", m.mrr},
+                               {"coverage", m.coverage},
+                               {"events_per_s", m.events_per_s}});
     }
     if (quality) {
       out["planted"] = {{"similar_users_precision", quality->user_precision},
@@ -104,21 +114,28 @@ int RunEvaluate(const ConfigArgs& cfg, const std::string& input, const std::stri
     std::cout << out.dump() << "\n";
     return 0;
   }
-  std::printf("events %llu, ranked %llu (full ranking over all unseen items), k=%zu, malformed %zu\n",
-              static_cast<unsigned long long>(r.events), static_cast<unsigned long long>(r.evaluated),
-              r.k, loaded->bad_count);
+  std::printf(
+      "events %llu, ranked %llu (full ranking over all unseen items), k=%zu, malformed %zu\n",
+      static_cast<unsigned long long>(r.events), static_cast<unsigned long long>(r.evaluated), r.k,
+      loaded->bad_count);
   std::printf("%-10s %8s %8s %8s %9s %12s\n", "model", ("HR@" + std::to_string(r.k)).c_str(),
               ("NDCG@" + std::to_string(r.k)).c_str(), "MRR", "coverage", "events/s");
   for (const auto& m : r.models) {
     std::printf("%-10s %8.4f %8.4f %8.4f %9.4f %12.0f\n", m.name.c_str(), m.hr, m.ndcg, m.mrr,
                 m.coverage, m.events_per_s);
   }
+  if (std::find(models.begin(), models.end(), "simstream") != models.end() &&
+      opts->model.scorer == "hybrid") {
+    const auto mix = model.MixWeights();
+    std::printf("simstream mix weights: embedding %.4f, neighbourhood %.4f, popularity %.4f\n",
+                mix[0], mix[1], mix[2]);
+  }
   if (quality) {
-    std::printf("planted structure: similar-users precision@%lld %.4f (%zu users with >= 20 events), "
-                "similar-items precision@%lld %.4f (%zu items)\n",
-                static_cast<long long>(opts->eval.k), quality->user_precision,
-                quality->users_evaluated, static_cast<long long>(opts->eval.k),
-                quality->item_precision, quality->items_evaluated);
+    std::printf(
+        "planted structure: similar-users precision@%lld %.4f (%zu users with >= 20 events), "
+        "similar-items precision@%lld %.4f (%zu items)\n",
+        static_cast<long long>(opts->eval.k), quality->user_precision, quality->users_evaluated,
+        static_cast<long long>(opts->eval.k), quality->item_precision, quality->items_evaluated);
   }
   return 0;
 }
@@ -135,7 +152,8 @@ int RunGenerate(engine::GeneratorOptions g, const std::string& output, const std
   std::string line;
   const engine::GroundTruth t = engine::Generate(g, [&](const engine::Event& e) {
     // No explicit "weight": the consumer's model.event_weights decide what a type is worth.
-    line = nlohmann::json{{"user", e.user}, {"item", e.item}, {"type", e.type}, {"ts", e.ts_ms}}.dump();
+    line = nlohmann::json{{"user", e.user}, {"item", e.item}, {"type", e.type}, {"ts", e.ts_ms}}
+               .dump();
     line.push_back('\n');
     out->write(line.data(), static_cast<std::streamsize>(line.size()));
   });
@@ -161,18 +179,17 @@ int RunTune(const ConfigArgs& cfg, const std::string& input, const std::string& 
   for (size_t i = 0; i < r.trials.size(); ++i) {
     std::fprintf(stderr, "trial %2zu: HR@%zu %.4f NDCG@%zu %.4f loss=%s lr=%.4g neg=%lld%s\n", i,
                  t.k, r.trials[i].hr, t.k, r.trials[i].ndcg, r.trials[i].model.loss.c_str(),
-                 r.trials[i].model.learning_rate, static_cast<long long>(r.trials[i].model.negatives),
-                 i == 0 ? " (base)" : "");
+                 r.trials[i].model.learning_rate,
+                 static_cast<long long>(r.trials[i].model.negatives), i == 0 ? " (base)" : "");
   }
   config::Options best = opts.value();
   best.model = r.trials[r.best].model;
   nlohmann::json out = {{"model", config::ToJson(best)["model"]}};
-  out["_objective"] = {{"hr", r.trials[r.best].hr}, {"ndcg", r.trials[r.best].ndcg},
-                       {"k", t.k}, {"trial", r.best}};
+  out["_objective"] = {
+      {"hr", r.trials[r.best].hr}, {"ndcg", r.trials[r.best].ndcg}, {"k", t.k}, {"trial", r.best}};
   std::cout << out.dump(2) << "\n";
   return 0;
 }
-
 
 }  // namespace
 
@@ -198,8 +215,10 @@ void RegisterOfflineCommands(CLI::App& cli, std::vector<Command>& out) {
   auto* evaluate = cli.add_subcommand(
       "evaluate", "Replay a file through the learner and the baselines (prequential HR/NDCG/MRR)");
   s.eval_cfg.Attach(evaluate);
-  evaluate->add_option("--input", s.eval_input, "Event file (contract JSONL or MovieLens)")->required();
-  evaluate->add_option("--format", s.eval_format, "jsonl or movielens (default: from the file name)");
+  evaluate->add_option("--input", s.eval_input, "Event file (contract JSONL or MovieLens)")
+      ->required();
+  evaluate->add_option("--format", s.eval_format,
+                       "jsonl or movielens (default: from the file name)");
   evaluate->add_option("--k", s.eval_k, "Cut-off K (default: eval.k)");
   evaluate->add_option("--models", s.eval_models, "Scorers to run")->delimiter(',');
   evaluate->add_option("--limit", s.eval_limit, "Replay only the first N events (in time order)");
@@ -209,19 +228,26 @@ void RegisterOfflineCommands(CLI::App& cli, std::vector<Command>& out) {
                        "similar-items precision@K");
   out.push_back({evaluate, [st] {
                    return RunEvaluate(st->eval_cfg, st->eval_input, st->eval_format, st->eval_k,
-                                      st->eval_json, st->eval_models, st->eval_limit, st->eval_truth);
+                                      st->eval_json, st->eval_models, st->eval_limit,
+                                      st->eval_truth);
                  }});
 
-  auto* generate = cli.add_subcommand("generate", "Write a synthetic stream with planted structure");
+  auto* generate =
+      cli.add_subcommand("generate", "Write a synthetic stream with planted structure");
   generate->add_option("--users", s.gen.users, "Users")->capture_default_str();
   generate->add_option("--items", s.gen.items, "Items")->capture_default_str();
   generate->add_option("--events", s.gen.events, "Events")->capture_default_str();
-  generate->add_option("--communities", s.gen.communities, "User communities (= item clusters)")->capture_default_str();
+  generate->add_option("--communities", s.gen.communities, "User communities (= item clusters)")
+      ->capture_default_str();
   generate->add_option("--seed", s.gen.seed, "Random seed")->capture_default_str();
-  generate->add_option("--noise", s.gen.noise, "Share of random positive events")->capture_default_str();
-  generate->add_option("--negative-rate", s.gen.negative_rate, "Share of dislike events")->capture_default_str();
-  generate->add_option("--drift", s.gen.drift_fraction, "Share of users whose taste drifts")->capture_default_str();
-  generate->add_option("--output,-o", s.gen_output, "Output JSONL file ('-' for stdout)")->capture_default_str();
+  generate->add_option("--noise", s.gen.noise, "Share of random positive events")
+      ->capture_default_str();
+  generate->add_option("--negative-rate", s.gen.negative_rate, "Share of dislike events")
+      ->capture_default_str();
+  generate->add_option("--drift", s.gen.drift_fraction, "Share of users whose taste drifts")
+      ->capture_default_str();
+  generate->add_option("--output,-o", s.gen_output, "Output JSONL file ('-' for stdout)")
+      ->capture_default_str();
   generate->add_option("--truth", s.gen_truth, "Write the planted labels (JSON) here");
   out.push_back({generate, [st] { return RunGenerate(st->gen, st->gen_output, st->gen_truth); }});
 
@@ -229,10 +255,14 @@ void RegisterOfflineCommands(CLI::App& cli, std::vector<Command>& out) {
   s.tune_cfg.Attach(tune);
   tune->add_option("--input", s.tune_input, "Event file")->required();
   tune->add_option("--format", s.tune_format, "jsonl or movielens");
-  tune->add_option("--trials", s.tune_opts.trials, "Configurations to try (the first is the base)")->capture_default_str();
-  tune->add_option("--budget-events", s.tune_opts.budget_events, "Events per trial (0: all)")->capture_default_str();
+  tune->add_option("--trials", s.tune_opts.trials, "Configurations to try (the first is the base)")
+      ->capture_default_str();
+  tune->add_option("--budget-events", s.tune_opts.budget_events, "Events per trial (0: all)")
+      ->capture_default_str();
   tune->add_option("--seed", s.tune_opts.seed, "Seed of the search")->capture_default_str();
-  out.push_back({tune, [st] { return RunTune(st->tune_cfg, st->tune_input, st->tune_format, st->tune_opts); }});
+  out.push_back({tune, [st] {
+                   return RunTune(st->tune_cfg, st->tune_input, st->tune_format, st->tune_opts);
+                 }});
 
   auto* show = cli.add_subcommand("config", "Print the effective configuration as JSON");
   s.show_cfg.Attach(show);
@@ -244,7 +274,8 @@ void RegisterOfflineCommands(CLI::App& cli, std::vector<Command>& out) {
                    }
                    auto opts = st->show_cfg.Load();
                    if (!opts.ok()) return Fail(opts.error());
-                   std::cout << config::ToJson(opts.value(), config::Secrets::kRedact).dump(2) << "\n";
+                   std::cout << config::ToJson(opts.value(), config::Secrets::kRedact).dump(2)
+                             << "\n";
                    return 0;
                  }});
 }

@@ -41,6 +41,10 @@ struct Command {
 };
 
 // Registrars, one per cmd_*.cpp. State captured by `run` must be heap-owned (shared_ptr).
-void RegisterOfflineCommands(CLI::App& cli, std::vector<Command>& out);  // evaluate, generate, tune, config
+void RegisterOfflineCommands(CLI::App& cli,
+                             std::vector<Command>& out);  // evaluate, generate, tune, config
+void RegisterStorageCommands(CLI::App& cli,
+                             std::vector<Command>& out);  // apply, checkpoint, export, forget
+void RegisterKafkaCommands(CLI::App& cli, std::vector<Command>& out);  // produce, serve, demo
 
 }  // namespace simstream::app

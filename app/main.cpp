@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
   cli.require_subcommand(1);
   std::vector<Command> commands;
   RegisterOfflineCommands(cli, commands);
+  RegisterStorageCommands(cli, commands);
+  RegisterKafkaCommands(cli, commands);
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -24,7 +24,8 @@ class ProgressBar {
     const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
     if (total > 0) {
       const int width = 30;
-      const int filled = static_cast<int>(width * static_cast<double>(done) / static_cast<double>(total));
+      const int filled =
+          static_cast<int>(width * static_cast<double>(done) / static_cast<double>(total));
       std::fprintf(stderr, "\r%s [%.*s%*s] %3d%% %zu/%zu %.0f/s ", label_.c_str(), filled,
                    "==============================", width - filled, "",
                    static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(total)),

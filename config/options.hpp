@@ -59,7 +59,8 @@ struct ServerOptions {
 struct ModelOptions {
   // Embedding dimension of users and items. Default: 64.
   int64_t dim = 64;
-  // Loss of the online metric learner: "bpr", "contrastive", "triplet" or "softmax". Default: "bpr".
+  // Loss of the online metric learner: "bpr", "contrastive", "triplet" or "softmax". Default:
+  // "bpr".
   std::string loss = "bpr";
   // Base step size of the per-entity adaptive (AdaGrad) updates. Default: 0.05.
   double learning_rate = 0.05;
@@ -93,6 +94,16 @@ struct ModelOptions {
   int64_t neighbourhood_items = 20;
   // Step size of the online mixing weights of the hybrid scorer. Default: 0.01.
   double mix_learning_rate = 0.01;
+  // Candidates scored to find the hardest negatives the mixing weights learn from (the top of
+  // the ranking is what matters, not random items); 0 learns from the sampled negatives.
+  // Default: 16.
+  int64_t mix_candidates = 16;
+  // The mixing weights learn from one event in this many (three weights need few examples;
+  // scoring the candidates is the learner's most expensive step). Default: 8.
+  int64_t mix_every = 8;
+  // Support shrinkage of neighbourhood evidence: link weight w(i,j) counts as
+  // w / sqrt((n_i + s)(n_j + s)), so pairs of rarely seen items do not dominate. Default: 5.
+  double neighbour_shrinkage = 5;
   // Half-life of item popularity, in events of the whole stream. Default: 10000.
   double popularity_half_life_events = 10000;
   // Seed of all learner randomness (mixed with partition and offset per event). Default: 42.

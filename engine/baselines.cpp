@@ -92,9 +92,12 @@ size_t ItemKnnScorer::Cooccurrence(uint32_t i, uint32_t j) const {
   const auto& b = users_of_item_[j];
   size_t c = 0;
   for (size_t x = 0, y = 0; x < a.size() && y < b.size();) {
-    if (a[x] < b[y]) ++x;
-    else if (a[x] > b[y]) ++y;
-    else ++c, ++x, ++y;
+    if (a[x] < b[y])
+      ++x;
+    else if (a[x] > b[y])
+      ++y;
+    else
+      ++c, ++x, ++y;
   }
   return c;
 }

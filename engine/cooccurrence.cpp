@@ -82,6 +82,7 @@ void SparseRow::PruneTo(size_t keep) {
 void CooccurrenceGraph::Link(uint32_t item, std::span<const uint32_t> recent, float w,
                              std::vector<uint32_t>* pruned) {
   counts_[item] += w;
+  norms_[item] = NormOf(counts_[item]);
   for (uint32_t other : recent) {
     if (other == item) continue;
     rows_[item].Add(other, w);
@@ -101,11 +102,12 @@ void CooccurrenceGraph::Link(uint32_t item, std::span<const uint32_t> recent, fl
 float CooccurrenceGraph::Cosine(uint32_t a, uint32_t b) const {
   const float w = Weight(a, b);
   if (w == 0.0f) return 0.0f;
-  return w / std::sqrt(std::max(Count(a), 1e-6f) * std::max(Count(b), 1e-6f));
+  return w * Norm(a) * Norm(b);
 }
 
 size_t CooccurrenceGraph::MemoryBytes() const {
-  size_t total = counts_.capacity() * sizeof(float) + rows_.capacity() * sizeof(SparseRow);
+  size_t total = (counts_.capacity() + norms_.capacity()) * sizeof(float) +
+                 rows_.capacity() * sizeof(SparseRow);
   for (const auto& r : rows_) total += r.MemoryBytes();
   return total;
 }

@@ -4,6 +4,7 @@
 // stays bounded on a stream that runs for months.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -40,9 +41,11 @@ class SparseRow {
 
 class CooccurrenceGraph {
  public:
-  explicit CooccurrenceGraph(size_t max_row = 2000) : max_row_(max_row) {}
+  // `shrinkage` s: see Cosine().
+  explicit CooccurrenceGraph(size_t max_row = 2000, float shrinkage = 0.0f)
+      : max_row_(max_row), shrinkage_(shrinkage) {}
   void EnsureItems(size_t n) {
-    if (rows_.size() < n) rows_.resize(n), counts_.resize(n, 0.0f);
+    if (rows_.size() < n) rows_.resize(n), counts_.resize(n, 0.0f), norms_.resize(n, 0.0f);
   }
   // Records an interaction with `item` after `recent` (most recent first): symmetric links of
   // weight `w` to each. `count` of the item grows by w. Rows that were pruned (lost entries)
@@ -50,20 +53,32 @@ class CooccurrenceGraph {
   void Link(uint32_t item, std::span<const uint32_t> recent, float w,
             std::vector<uint32_t>* pruned = nullptr);
   // Restores state (storage load): the count of an item, one directed edge.
-  void SetCount(uint32_t item, float count) { counts_[item] = count; }
+  void SetCount(uint32_t item, float count) {
+    counts_[item] = count;
+    norms_[item] = NormOf(count);
+  }
   void SetEdge(uint32_t a, uint32_t b, float w) { rows_[a].Set(b, w); }
   float Weight(uint32_t a, uint32_t b) const { return a < rows_.size() ? rows_[a].Get(b) : 0.0f; }
   float Count(uint32_t item) const { return item < counts_.size() ? counts_[item] : 0.0f; }
   const SparseRow& Row(uint32_t item) const { return rows_[item]; }
   size_t items() const { return rows_.size(); }
-  // Cosine-normalised link weight: w(a,b) / sqrt(count(a) count(b)).
+  // Cosine-normalised link weight with support shrinkage s:
+  // w(a,b) / sqrt((count(a) + s) (count(b) + s)); 0 when a or b was never counted.
   float Cosine(uint32_t a, uint32_t b) const;
+  // 1 / sqrt(count(a) + s), 0 for an item never counted: the per-item factor of Cosine
+  // (kept up to date with the counts, so queries do no square roots).
+  float Norm(uint32_t a) const { return a < norms_.size() ? norms_[a] : 0.0f; }
   size_t MemoryBytes() const;
 
  private:
+  float NormOf(float count) const {
+    return count > 0.0f ? 1.0f / std::sqrt(count + shrinkage_) : 0.0f;
+  }
+
   size_t max_row_;
+  float shrinkage_;
   std::vector<SparseRow> rows_;
-  std::vector<float> counts_;
+  std::vector<float> counts_, norms_;
 };
 
 }  // namespace simstream::engine

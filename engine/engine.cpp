@@ -20,7 +20,8 @@ EventRules RulesOf(const config::Options& o) {
 constexpr uint64_t kPrequentialSampleEvery = 64;
 }  // namespace
 
-Engine::Engine(const config::Options& opts) : opts_(opts), rules_(RulesOf(opts)), model_(opts.model) {}
+Engine::Engine(const config::Options& opts)
+    : opts_(opts), rules_(RulesOf(opts)), model_(opts.model) {}
 
 ApplyOutcome Engine::Apply(std::span<const SourcedEvent> events) {
   ApplyOutcome out;
@@ -69,7 +70,8 @@ void Engine::RecordRejected(std::string_view reason, uint64_t n) {
   std::unique_lock lock(mu_);
   events_rejected_ += n;
   auto it = rejected_by_reason_.find(reason);
-  if (it == rejected_by_reason_.end()) it = rejected_by_reason_.emplace(std::string(reason), 0).first;
+  if (it == rejected_by_reason_.end())
+    it = rejected_by_reason_.emplace(std::string(reason), 0).first;
   it->second += n;
 }
 
@@ -169,7 +171,8 @@ Result<std::vector<EntityScore>> Engine::SimilarUsers(std::string_view user, siz
   const auto u = users_.Find(user);
   if (!u || !model_.HasUser(*u)) return Error{"not_found", "unknown user"};
   std::vector<EntityScore> out;
-  for (const Scored& s : model_.SimilarUsers(*u, k, metric)) out.push_back({users_.Id(s.id), s.score});
+  for (const Scored& s : model_.SimilarUsers(*u, k, metric))
+    out.push_back({users_.Id(s.id), s.score});
   return out;
 }
 
@@ -179,7 +182,8 @@ Result<std::vector<EntityScore>> Engine::SimilarItems(std::string_view item, siz
   const auto i = items_.Find(item);
   if (!i || *i >= model_.items()) return Error{"not_found", "unknown item"};
   std::vector<EntityScore> out;
-  for (const Scored& s : model_.SimilarItems(*i, k, metric)) out.push_back({items_.Id(s.id), s.score});
+  for (const Scored& s : model_.SimilarItems(*i, k, metric))
+    out.push_back({items_.Id(s.id), s.score});
   return out;
 }
 
@@ -188,7 +192,8 @@ Result<UserInfo> Engine::GetUser(std::string_view user, bool with_embedding) con
   const auto u = users_.Find(user);
   if (!u || !model_.HasUser(*u)) return Error{"not_found", "unknown user"};
   UserInfo info{std::string(user), model_.UserEvents(*u), model_.UserLastTs(*u), {}};
-  if (with_embedding) info.embedding.assign(model_.UserVector(*u), model_.UserVector(*u) + model_.dim());
+  if (with_embedding)
+    info.embedding.assign(model_.UserVector(*u), model_.UserVector(*u) + model_.dim());
   return info;
 }
 

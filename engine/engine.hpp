@@ -23,6 +23,7 @@
 #include "engine/interner.hpp"
 #include "engine/metrics.hpp"
 #include "engine/model.hpp"
+#include "engine/rw_lock.hpp"
 #include "engine/similarity.hpp"
 #include "engine/state.hpp"
 
@@ -136,7 +137,7 @@ class Engine {
 
   const config::Options opts_;
   const EventRules rules_;
-  mutable std::shared_mutex mu_;
+  mutable WriterPreferringMutex mu_;  // the learner must not starve behind queries
   OnlineModel model_;
   IdInterner users_, items_;
   std::map<int32_t, int64_t> next_offsets_;

@@ -61,8 +61,10 @@ EvalReport PrequentialEvaluator::Report() const {
     s.hr = pm.hr / n;
     s.ndcg = pm.ndcg / n;
     s.mrr = pm.mrr / n;
-    const size_t covered = static_cast<size_t>(std::count(pm.in_top_k.begin(), pm.in_top_k.end(), true));
-    s.coverage = items_.size() > 0 ? static_cast<double>(covered) / static_cast<double>(items_.size()) : 0;
+    const size_t covered =
+        static_cast<size_t>(std::count(pm.in_top_k.begin(), pm.in_top_k.end(), true));
+    s.coverage =
+        items_.size() > 0 ? static_cast<double>(covered) / static_cast<double>(items_.size()) : 0;
     const double secs = std::chrono::duration<double>(pm.time).count();
     s.events_per_s = secs > 0 ? static_cast<double>(events_) / secs : 0;
     r.models.push_back(std::move(s));

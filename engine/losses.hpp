@@ -17,7 +17,9 @@ enum class LossKind { kBpr, kContrastive, kTriplet, kSoftmax };
 std::optional<LossKind> ParseLoss(std::string_view name);
 std::string_view LossName(LossKind kind);
 // True for the losses whose score is the negated squared Euclidean distance.
-inline bool IsDistanceLoss(LossKind k) { return k == LossKind::kContrastive || k == LossKind::kTriplet; }
+inline bool IsDistanceLoss(LossKind k) {
+  return k == LossKind::kContrastive || k == LossKind::kTriplet;
+}
 
 struct LossParams {
   LossKind kind = LossKind::kBpr;

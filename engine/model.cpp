@@ -34,7 +34,9 @@ inline bool ContainsSorted(std::span<const uint32_t> v, uint32_t x) {
   return std::binary_search(v.begin(), v.end(), x);
 }
 
-inline float Sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+inline float Sigmoid(float x) {
+  return 1.0f / (1.0f + std::exp(-x));
+}
 
 }  // namespace
 
@@ -45,7 +47,9 @@ OnlineModel::OnlineModel(const config::ModelOptions& opts)
       history_decay_(static_cast<float>(std::exp2(-1.0 / opts.history_half_life_events))),
       history_cap_(static_cast<size_t>(
           std::max<int64_t>({opts.cooccurrence_window, opts.neighbourhood_items, 1}))),
-      pop_tau_(opts.popularity_half_life_events / std::log(2.0)) {
+      pop_tau_(opts.popularity_half_life_events / std::log(2.0)),
+      shrinkage_(static_cast<float>(opts.neighbour_shrinkage)),
+      graph_(/*max_row=*/2000, shrinkage_) {
   loss_.kind = ParseLoss(opts.loss).value_or(LossKind::kBpr);
   loss_.margin = static_cast<float>(opts.margin);
   loss_.temperature = static_cast<float>(opts.temperature);
@@ -67,24 +71,28 @@ void OnlineModel::InitRow(float* row, uint64_t key) {
   for (int i = 0; i < dim_; ++i) row[i] = static_cast<float>(rng.Normal()) * scale;
 }
 
-void OnlineModel::EnsureUser(uint32_t u) {
+void OnlineModel::EnsureUser(uint32_t u, bool init) {
   while (user_meta_.size() <= u) {
     const size_t idx = user_meta_.size();
     p_.resize((idx + 1) * dim_);
     h_.resize((idx + 1) * dim_, 0.0f);
     q_.resize((idx + 1) * dim_);
-    InitRow(&p_[idx * dim_], SplitMix64(static_cast<uint64_t>(opts_.seed) ^ kUserInitTag ^ idx));
+    if (init || idx != u) {
+      InitRow(&p_[idx * dim_], SplitMix64(static_cast<uint64_t>(opts_.seed) ^ kUserInitTag ^ idx));
+    }
     std::copy_n(&p_[idx * dim_], dim_, &q_[idx * dim_]);
     user_meta_.emplace_back();
     user_meta_.back().sketch = MinHashSketch(static_cast<int>(opts_.minhash_size));
   }
 }
 
-void OnlineModel::EnsureItem(uint32_t i) {
+void OnlineModel::EnsureItem(uint32_t i, bool init) {
   while (item_count_.size() <= i) {
     const size_t idx = item_count_.size();
     v_.resize((idx + 1) * dim_);
-    InitRow(&v_[idx * dim_], SplitMix64(static_cast<uint64_t>(opts_.seed) ^ kItemInitTag ^ idx));
+    if (init || idx != i) {
+      InitRow(&v_[idx * dim_], SplitMix64(static_cast<uint64_t>(opts_.seed) ^ kItemInitTag ^ idx));
+    }
     item_bias_.push_back(0.0f);
     item_grad_sq_.push_back(0.0f);
     item_count_.push_back(0.0f);
@@ -121,11 +129,6 @@ float OnlineModel::NeighbourScore(const UserMeta& m, uint32_t item) const {
   return s;
 }
 
-float OnlineModel::PopularityFeature(uint32_t item) const {
-  const double scale = std::exp(-static_cast<double>(clock_ - pop_anchor_) / pop_tau_);
-  return static_cast<float>(std::log1p(item_pop_[item] * scale));
-}
-
 void OnlineModel::PopularityScores(std::span<float> out) const {
   const double scale = std::exp(-static_cast<double>(clock_ - pop_anchor_) / pop_tau_);
   const size_t n = std::min(out.size(), item_pop_.size());
@@ -140,17 +143,20 @@ void OnlineModel::DecayPopularity() {
   const double scale = std::exp(-elapsed / pop_tau_);
   for (double& p : item_pop_) p *= scale;
   pop_anchor_ = clock_;
+  // Every item's stored popularity changed relative to the new anchor (rare: every 30 tau).
+  for (uint32_t i = 0; i < items(); ++i) MarkItem(i);
 }
 
-void OnlineModel::UpdateMix(const UserMeta& m, const float* q, uint32_t pos,
-                            std::span<const uint32_t> negs, float weight) {
+OnlineModel::Features OnlineModel::FeaturesOf(const UserMeta& m, const float* q,
+                                              uint32_t item) const {
+  return {EmbeddingScore(q, item), NeighbourScore(m, item),
+          static_cast<float>(std::log1p(item_pop_[item] * pop_scale_))};
+}
+
+void OnlineModel::UpdateMix(const Features& xp, std::span<const Features> xns, float weight) {
   // Pairwise logistic regression of the three features, AdaGrad per weight.
-  const std::array<float, 3> xp{EmbeddingScore(q, pos), NeighbourScore(m, pos),
-                                PopularityFeature(pos)};
   std::array<float, 3> grad{0, 0, 0};
-  for (uint32_t n : negs) {
-    const std::array<float, 3> xn{EmbeddingScore(q, n), NeighbourScore(m, n),
-                                  PopularityFeature(n)};
+  for (const Features& xn : xns) {
     float diff = 0.0f;
     for (int f = 0; f < 3; ++f) diff += mix_[f] * (xp[f] - xn[f]);
     const float g = -Sigmoid(-diff) * weight;
@@ -161,6 +167,41 @@ void OnlineModel::UpdateMix(const UserMeta& m, const float* q, uint32_t pos,
     mix_grad_sq_[f] += grad[f] * grad[f];
     mix_[f] -= lr * grad[f] / std::sqrt(mix_grad_sq_[f] + 1e-6f);
   }
+}
+
+void OnlineModel::LearnMix(const UserMeta& m, const float* q, uint32_t pos, float weight,
+                           std::span<const uint32_t> sampled, Rng& rng) {
+  const Features xp = FeaturesOf(m, q, pos);
+  cand_.clear();
+  if (opts_.mix_candidates > 0) {
+    // WARP-like: learn the mix against the candidates the current mix ranks highest, since
+    // the top of the ranking is what matters (random negatives are too easy to teach it).
+    const uint32_t n_items = static_cast<uint32_t>(items());
+    const size_t c = static_cast<size_t>(opts_.mix_candidates);
+    for (size_t k = 0; k < c; ++k) {
+      const bool popular = !recent_positives_.empty() && (k & 1) == 0;
+      const uint32_t id =
+          popular ? recent_positives_[rng.Below(static_cast<uint32_t>(recent_positives_.size()))]
+                  : rng.Below(n_items);
+      if (id == pos || ContainsSorted(m.seen, id)) continue;
+      const Features x = FeaturesOf(m, q, id);
+      cand_.push_back({id, mix_[0] * x[0] + mix_[1] * x[1] + mix_[2] * x[2], x});
+    }
+    const size_t hard = std::min<size_t>(cand_.size(), kHardNegatives);
+    std::partial_sort(cand_.begin(), cand_.begin() + static_cast<std::ptrdiff_t>(hard), cand_.end(),
+                      [](const Candidate& a, const Candidate& b) {
+                        return a.score != b.score ? a.score > b.score : a.id < b.id;
+                      });
+    cand_.resize(hard);
+  } else {
+    for (uint32_t id : sampled) {
+      if (id == pos || ContainsSorted(m.seen, id)) continue;
+      cand_.push_back({id, 0.0f, FeaturesOf(m, q, id)});
+    }
+  }
+  cand_features_.clear();
+  for (const Candidate& c : cand_) cand_features_.push_back(c.x);
+  if (!cand_features_.empty()) UpdateMix(xp, cand_features_, weight);
 }
 
 void OnlineModel::RefreshUserVector(uint32_t u) {
@@ -178,7 +219,9 @@ void OnlineModel::Observe(const Interaction& x) {
   MarkUser(x.user);
   MarkItem(x.item);
   ++clock_;
+  pop_scale_ = std::exp(-static_cast<double>(clock_ - pop_anchor_) / pop_tau_);
   UserMeta& m = user_meta_[x.user];
+  const bool first_time = !ContainsSorted(m.seen, x.item);
   Rng rng(x.rng_key);
   const uint32_t n_items = static_cast<uint32_t>(items());
   const size_t n_neg = neg_ids_.size();
@@ -200,8 +243,9 @@ void OnlineModel::Observe(const Interaction& x) {
         for (int attempt = 0; attempt < 3; ++attempt) {
           const bool popular =
               !recent_positives_.empty() && rng.Uniform() < opts_.popular_negative_share;
-          c = popular ? recent_positives_[rng.Below(static_cast<uint32_t>(recent_positives_.size()))]
-                      : rng.Below(n_items);
+          c = popular
+                  ? recent_positives_[rng.Below(static_cast<uint32_t>(recent_positives_.size()))]
+                  : rng.Below(n_items);
           if (c != x.item && !ContainsSorted(m.seen, c)) break;
         }
         if (c == x.item) continue;
@@ -212,7 +256,9 @@ void OnlineModel::Observe(const Interaction& x) {
       }
     }
     if (hybrid_ && m.events > 0 && m_used > 0) {
-      UpdateMix(m, q, x.item, std::span<const uint32_t>(neg_ids_.data(), m_used), x.weight);
+      if (clock_ % static_cast<uint64_t>(opts_.mix_every) == 0) {
+        LearnMix(m, q, x.item, x.weight, std::span<const uint32_t>(neg_ids_.data(), m_used), rng);
+      }
     }
     in.negs = std::span<const float* const>(neg_ptrs_.data(), m_used);
     in.neg_biases = std::span<const float>(neg_bias_.data(), m_used);
@@ -249,9 +295,15 @@ void OnlineModel::Observe(const Interaction& x) {
 
   // Neighbourhood graph and popularity learn from positive interactions only.
   if (x.weight > 0) {
+    // Only items the user liked are linked: a dislike followed by a click is no evidence that
+    // the two belong together.
     const size_t window =
         std::min(m.recent_items.size(), static_cast<size_t>(opts_.cooccurrence_window));
-    const std::span<const uint32_t> linked(m.recent_items.data(), window);
+    link_scratch_.clear();
+    for (size_t r = 0; r < window; ++r) {
+      if (m.recent_weights[r] > 0) link_scratch_.push_back(m.recent_items[r]);
+    }
+    const std::span<const uint32_t> linked(link_scratch_);
     pruned_scratch_.clear();
     graph_.Link(x.item, linked, 1.0f, track_changes_ ? &pruned_scratch_ : nullptr);
     if (track_changes_) {
@@ -273,7 +325,7 @@ void OnlineModel::Observe(const Interaction& x) {
       recent_positives_[recent_pos_next_] = x.item;
       recent_pos_next_ = (recent_pos_next_ + 1) % kRecentPositives;
     }
-    m.sketch.Add(x.item);
+    if (first_time) m.sketch.Add(x.item);  // MinHash is idempotent: skip the hashing
   }
 
   // Recent history, most recent first (negative feedback kept with its sign).
@@ -283,7 +335,7 @@ void OnlineModel::Observe(const Interaction& x) {
     m.recent_items.pop_back();
     m.recent_weights.pop_back();
   }
-  InsertSorted(m.seen, x.item);
+  if (first_time) InsertSorted(m.seen, x.item);
   ++m.events;
   m.last_ts = std::max(m.last_ts, x.ts_ms);
 }
@@ -321,12 +373,11 @@ void OnlineModel::Score(uint32_t user, std::span<float> out) const {
   float decay = 1.0f;
   for (size_t r = 0; r < r_n; ++r) {
     const uint32_t i = m.recent_items[r];
-    const float base =
-        mix_[1] * decay * m.recent_weights[r] / std::sqrt(std::max(graph_.Count(i), 1e-6f));
+    const float base = mix_[1] * decay * m.recent_weights[r] * graph_.Norm(i);
     decay *= history_decay_;
     if (base == 0.0f) continue;
     graph_.Row(i).ForEach([&](uint32_t j, float w) {
-      if (j < n) out[j] += base * w / std::sqrt(std::max(graph_.Count(j), 1e-6f));
+      if (j < n) out[j] += base * w * graph_.Norm(j);
     });
   }
   const double scale = std::exp(-static_cast<double>(clock_ - pop_anchor_) / pop_tau_);
@@ -354,7 +405,7 @@ std::vector<Scored> OnlineModel::Recommend(uint32_t user, size_t k,
 
 std::vector<Because> OnlineModel::Explain(uint32_t user, uint32_t item, size_t max_items) const {
   std::vector<Because> out;
-  if (!HasUser(user) || item >= items()) return out;
+  if (max_items == 0 || !HasUser(user) || item >= items()) return out;
   const UserMeta& m = user_meta_[user];
   const float* v = ItemVector(item);
   float decay = 1.0f;
@@ -372,7 +423,8 @@ std::vector<Because> OnlineModel::Explain(uint32_t user, uint32_t item, size_t m
   // The same item can appear twice in recent history; keep its best entry.
   std::vector<Because> unique;
   for (const auto& b : out) {
-    if (std::none_of(unique.begin(), unique.end(), [&](const Because& u) { return u.item == b.item; }))
+    if (std::none_of(unique.begin(), unique.end(),
+                     [&](const Because& u) { return u.item == b.item; }))
       unique.push_back(b);
     if (unique.size() == max_items) break;
   }
@@ -415,7 +467,8 @@ void OnlineModel::TakeChanges(ChangeSet& out) {
   for (uint64_t e : edges) {
     const auto a = static_cast<uint32_t>(e >> 32);
     const auto b = static_cast<uint32_t>(e);
-    if (row_rewritten_.size() > a && std::binary_search(rewritten_rows_.begin(), rewritten_rows_.end(), a))
+    if (row_rewritten_.size() > a &&
+        std::binary_search(rewritten_rows_.begin(), rewritten_rows_.end(), a))
       continue;  // already written whole
     out.edges.push_back({a, b, graph_.Weight(a, b)});
   }
@@ -470,12 +523,13 @@ GlobalState OnlineModel::ExportGlobal() const {
 void OnlineModel::ExportRow(uint32_t a, std::vector<EdgeState>& out) const {
   std::vector<EdgeState> row;
   graph_.Row(a).ForEach([&](uint32_t b, float w) { row.push_back({a, b, w}); });
-  std::sort(row.begin(), row.end(), [](const EdgeState& x, const EdgeState& y) { return x.b < y.b; });
+  std::sort(row.begin(), row.end(),
+            [](const EdgeState& x, const EdgeState& y) { return x.b < y.b; });
   out.insert(out.end(), row.begin(), row.end());
 }
 
 void OnlineModel::ImportUser(uint32_t u, const UserState& s) {
-  EnsureUser(u);
+  EnsureUser(u, /*init=*/false);  // the row is overwritten below
   UserMeta& m = user_meta_[u];
   std::copy_n(s.p.data(), dim_, &p_[size_t{u} * dim_]);
   std::copy_n(s.h.data(), dim_, &h_[size_t{u} * dim_]);
@@ -492,7 +546,7 @@ void OnlineModel::ImportUser(uint32_t u, const UserState& s) {
 }
 
 void OnlineModel::ImportItem(uint32_t i, const ItemState& s) {
-  EnsureItem(i);
+  EnsureItem(i, /*init=*/false);
   std::copy_n(s.v.data(), dim_, &v_[size_t{i} * dim_]);
   item_bias_[i] = s.bias;
   item_grad_sq_[i] = s.grad_sq;
@@ -547,8 +601,8 @@ std::vector<Scored> OnlineModel::SimilarUsers(uint32_t u, size_t k, Metric metri
 
 std::vector<Scored> OnlineModel::SimilarItems(uint32_t i, size_t k, Metric metric) const {
   std::vector<float> scores(items());
-  ScoreAll(metric == Metric::kJaccard ? Metric::kCosine : metric, ItemVector(i), v_.data(),
-           items(), dim_, scores.data());
+  ScoreAll(metric == Metric::kJaccard ? Metric::kCosine : metric, ItemVector(i), v_.data(), items(),
+           dim_, scores.data());
   scores[i] = -std::numeric_limits<float>::infinity();
   return TopK(scores, k);
 }

@@ -28,6 +28,7 @@
 #include "engine/cooccurrence.hpp"
 #include "engine/losses.hpp"
 #include "engine/minhash.hpp"
+#include "engine/rng.hpp"
 #include "engine/similarity.hpp"
 #include "engine/state.hpp"
 #include "engine/topk.hpp"
@@ -140,7 +141,7 @@ class OnlineModel final : public StreamingScorer {
     std::vector<float> recent_weights;
     uint64_t events = 0;
     int64_t last_ts = 0;
-    float z = 0.0f;     // denominator of h_u
+    float z = 0.0f;        // denominator of h_u
     float grad_sq = 0.0f;  // adaptive step accumulator of p_u
     MinHashSketch sketch;
     bool forgotten = false;
@@ -151,15 +152,26 @@ class OnlineModel final : public StreamingScorer {
     if (track_changes_) dirty_edges_.insert(uint64_t{a} << 32 | b);
   }
 
-  void EnsureUser(uint32_t u);
-  void EnsureItem(uint32_t i);
+  // Grows the tables to hold index u / i; new rows get their seeded random start, except the
+  // last one when `init` is false (an import overwrites it).
+  void EnsureUser(uint32_t u, bool init = true);
+  void EnsureItem(uint32_t i, bool init = true);
   void InitRow(float* row, uint64_t key);
   void AdaptiveStep(float* row, const float* grad, float* grad_sq, float scale);
   float EmbeddingScore(const float* q, uint32_t item) const;
   float NeighbourScore(const UserMeta& m, uint32_t item) const;
-  float PopularityFeature(uint32_t item) const;
-  void UpdateMix(const UserMeta& m, const float* q, uint32_t pos, std::span<const uint32_t> negs,
-                 float weight);
+  using Features = std::array<float, 3>;  // embedding, neighbourhood, popularity
+  struct Candidate {
+    uint32_t id;
+    float score;
+    Features x;
+  };
+  // The mix learns (on one event in model.mix_every) against this many hardest candidates.
+  static constexpr size_t kHardNegatives = 3;
+  Features FeaturesOf(const UserMeta& m, const float* q, uint32_t item) const;
+  void UpdateMix(const Features& pos, std::span<const Features> negs, float weight);
+  void LearnMix(const UserMeta& m, const float* q, uint32_t pos, float weight,
+                std::span<const uint32_t> sampled, Rng& rng);
   void DecayPopularity();
   void RefreshUserVector(uint32_t u);
 
@@ -169,7 +181,8 @@ class OnlineModel final : public StreamingScorer {
   bool hybrid_;
   float history_decay_;  // per user event
   size_t history_cap_;
-  double pop_tau_;       // popularity time constant, in events
+  double pop_tau_;   // popularity time constant, in events
+  float shrinkage_;  // neighbourhood support shrinkage
 
   // Users: free vectors p, history sums H, representations q = p + H / z.
   std::vector<float> p_, h_, q_;
@@ -179,6 +192,7 @@ class OnlineModel final : public StreamingScorer {
   std::vector<double> item_pop_;  // sum of exp((t_e - pop_anchor_) / tau)
   uint64_t clock_ = 0;            // events observed
   uint64_t pop_anchor_ = 0;
+  double pop_scale_ = 1.0;  // exp(-(clock_ - pop_anchor_) / tau) of the current event
 
   CooccurrenceGraph graph_;
   std::vector<uint32_t> recent_positives_;  // ring buffer for popularity-biased negatives
@@ -196,7 +210,9 @@ class OnlineModel final : public StreamingScorer {
 
   // Scratch buffers reused across events (no allocation on the hot path).
   std::vector<float> grad_q_, grad_pos_, grad_negs_, grad_neg_bias_, q_tmp_;
-  std::vector<uint32_t> neg_ids_;
+  std::vector<uint32_t> neg_ids_, link_scratch_;
+  std::vector<Candidate> cand_;
+  std::vector<Features> cand_features_;
   std::vector<const float*> neg_ptrs_;
   std::vector<float> neg_bias_;
 };

@@ -12,12 +12,12 @@
 namespace simstream::engine {
 
 struct UserState {
-  std::vector<float> p;  // free vector
-  std::vector<float> h;  // decayed history sum
-  float z = 0.0f;        // history normaliser
-  float grad_sq = 0.0f;  // adaptive step accumulator
-  std::vector<uint32_t> seen;            // sorted item indices
-  std::vector<uint32_t> recent_items;    // most recent first
+  std::vector<float> p;                // free vector
+  std::vector<float> h;                // decayed history sum
+  float z = 0.0f;                      // history normaliser
+  float grad_sq = 0.0f;                // adaptive step accumulator
+  std::vector<uint32_t> seen;          // sorted item indices
+  std::vector<uint32_t> recent_items;  // most recent first
   std::vector<float> recent_weights;
   uint64_t events = 0;
   int64_t last_ts = 0;
@@ -29,8 +29,8 @@ struct ItemState {
   std::vector<float> v;
   float bias = 0.0f;
   float grad_sq = 0.0f;
-  float count = 0.0f;     // positive interactions (learner's view)
-  double pop = 0.0;       // decayed popularity relative to GlobalState::pop_anchor
+  float count = 0.0f;  // positive interactions (learner's view)
+  double pop = 0.0;    // decayed popularity relative to GlobalState::pop_anchor
   float graph_count = 0.0f;
 };
 

@@ -38,9 +38,11 @@ config::ModelOptions SampleModelOptions(const config::ModelOptions& base, uint64
 }
 
 TuneResult RandomSearch(const std::vector<Event>& events, const config::ModelOptions& base,
-                        const TuneOptions& opts, const std::function<void(size_t, size_t)>& progress) {
+                        const TuneOptions& opts,
+                        const std::function<void(size_t, size_t)>& progress) {
   TuneResult result;
-  const size_t n = opts.budget_events > 0 ? std::min(opts.budget_events, events.size()) : events.size();
+  const size_t n =
+      opts.budget_events > 0 ? std::min(opts.budget_events, events.size()) : events.size();
   const size_t trials = std::max<size_t>(opts.trials, 1);
   for (size_t t = 0; t < trials; ++t) {
     TuneTrial trial;

@@ -13,6 +13,8 @@
 # Environment:
 #   SIMSTREAM_JOBS               build parallelism (default: nproc)
 #   SIMSTREAM_BUILD_DIR          build directory (default: build, build-asan, build-tsan)
+#   SIMSTREAM_BUILD_TARGETS      build only these targets (space-separated); pair it with
+#                                `-- -R REGEX` so ctest runs only the tests they hold
 #   SIMSTREAM_TEST_KAFKA_BROKERS if already set, that broker is used and none is started
 #   SIMSTREAM_KAFKA_STATE        state dir of the broker started here
 #                                (default: <build dir>/kafka-local, so a broker you
@@ -25,7 +27,7 @@ readonly self="${repo_root}/scripts/test.sh"
 cd "${repo_root}"
 
 usage() {
-  sed -n '2,19s/^# \{0,1\}//p' "${self}" >&2
+  sed -n '2,21s/^# \{0,1\}//p' "${self}" >&2
   exit "${1:-2}"
 }
 
@@ -92,8 +94,13 @@ fi
 section "configure ${build_dir#"${repo_root}"/} (${sanitize:-no sanitizer})"
 cmake -S "${repo_root}" -B "${build_dir}" "${cmake_args[@]}"
 
-section "build -j${jobs}"
-"${no_aslr[@]}" cmake --build "${build_dir}" -j"${jobs}"
+section "build -j${jobs} ${SIMSTREAM_BUILD_TARGETS:-}"
+build_targets=()
+if [[ -n "${SIMSTREAM_BUILD_TARGETS:-}" ]]; then
+  read -r -a build_targets <<<"${SIMSTREAM_BUILD_TARGETS}"
+  build_targets=(--target "${build_targets[@]}")
+fi
+"${no_aslr[@]}" cmake --build "${build_dir}" -j"${jobs}" "${build_targets[@]}"
 
 started_kafka=0
 stop_kafka() {

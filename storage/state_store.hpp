@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "config/options.hpp"
 #include "config/result.hpp"
@@ -17,13 +18,36 @@
 
 namespace simstream::storage {
 
+// Receives the stored state, in this order: id dictionaries, item rows, user rows (ascending
+// index within each kind), co-occurrence edges (ascending (a, b)), then Global() once, unless
+// the store is empty. Row references are valid only during the call.
+class StateVisitor {
+ public:
+  virtual ~StateVisitor() = default;
+  virtual void UserId(uint32_t index, std::string_view id) = 0;  // empty id: a forgotten user
+  virtual void ItemId(uint32_t index, std::string_view id) = 0;
+  virtual void Item(uint32_t index, const engine::ItemState& s) = 0;
+  virtual void User(uint32_t index, const engine::UserState& s) = 0;
+  virtual void Edge(const engine::EdgeState& e) = 0;
+  virtual void Global(const engine::GlobalState& g, const std::map<int32_t, int64_t>& next_offsets,
+                      uint64_t events_applied) = 0;
+};
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
-  // Writes everything in `changes` in one atomic batch (WAL on for RocksDB).
+  // Writes everything in `changes` in one atomic batch (WAL on for RocksDB). Within the batch:
+  // forgotten users (row deleted, dictionary entry emptied), rewritten co-occurrence rows
+  // (deleted whole), then upserts of users, items, edges (w == 0: deleted), dictionary entries
+  // (in order, an empty id is a tombstone), the global state, next offsets and events_applied.
   [[nodiscard]] virtual Status Write(const engine::ChangeSet& changes) = 0;
-  // Loads the whole stored state into a fresh `engine` (nothing for an empty store).
-  [[nodiscard]] virtual Status LoadInto(engine::Engine& engine) = 0;
+  // Loads the whole stored state into a fresh `engine` (nothing for an empty store), through
+  // Visit(). Errors: "schema_mismatch" when engine.dim() differs from the store's.
+  [[nodiscard]] virtual Status LoadInto(engine::Engine& engine);
+  // Streams the stored state to `visitor` (see StateVisitor for the order).
+  [[nodiscard]] virtual Status Visit(StateVisitor& visitor) = 0;
+  // The model dimension of the stored rows.
+  virtual int dim() const = 0;
   // Stored next offsets of the configured topic, per partition (empty for a new store).
   [[nodiscard]] virtual Result<std::map<int32_t, int64_t>> Offsets() const = 0;
   // Stored number of applied events (0 for a new store).
@@ -32,11 +56,29 @@ class StateStore {
   [[nodiscard]] virtual Status Checkpoint(const std::string& dir) = 0;
   // Approximate bytes used (on disk for RocksDB).
   virtual uint64_t SizeBytes() const = 0;
+  // Rewrites the stored files so that deleted rows (forgotten users, their dictionary entries)
+  // no longer exist anywhere on disk, not even as stale SST or WAL bytes. Slow on a large
+  // store; `simstream forget` calls it after flushing. In-memory twin: nothing to do.
+  [[nodiscard]] virtual Status PurgeDeleted() = 0;
 };
 
 // Opens (creating if needed) the RocksDB store at storage.path. Refuses with a clear Error when
 // the directory is locked by another process, the stored schema/dimension/learner settings do not
 // match `model`, or RocksDB reports corruption. `topic` names the offsets it stores.
+//
+// Error codes: "storage_locked" (another process, or another handle in this one, has the
+// directory open), "schema_mismatch" (stored model.dim / loss / seed / minhash_size or schema
+// version differ from the configured ones: the message names both values), "storage_corrupt"
+// (RocksDB detected corruption: restore from a checkpoint), "storage_io" (disk full, permissions,
+// other I/O errors). The same codes come back from Write(); a failed Write() changes nothing.
+//
+// Durability: writes go through the WAL without fsync, so a crash of the process (kill -9)
+// loses nothing written, while a power loss or kernel crash may lose the last writes of the OS
+// page cache. That is safe: the stored offsets always match the stored rows, so the events after
+// them are consumed again from Kafka. Only the re-consumption window grows.
+//
+// Thread safety: Write, LoadInto and the readers may be called from different threads; the
+// flusher serialises writes.
 [[nodiscard]] Result<std::unique_ptr<StateStore>> OpenRocksDbStore(
     const config::StorageOptions& storage, const config::ModelOptions& model,
     const std::string& topic);

@@ -57,11 +57,16 @@ class NaiveItemKnn {
 
 float RandomWeight(std::mt19937_64& rng) {
   switch (rng() % 6) {
-    case 0: return -1.0f;  // negative feedback: ignored
-    case 1: return 0.0f;   // zero weight: ignored
-    case 2: return 2.0f;
-    case 3: return 0.5f;
-    default: return 1.0f;
+    case 0:
+      return -1.0f;  // negative feedback: ignored
+    case 1:
+      return 0.0f;  // zero weight: ignored
+    case 2:
+      return 2.0f;
+    case 3:
+      return 0.5f;
+    default:
+      return 1.0f;
   }
 }
 

@@ -83,6 +83,9 @@ const std::vector<ExpectedRange> kExpectedRanges = {
     {"model.cooccurrence_window", 0, 10000, false},
     {"model.neighbourhood_items", 0, 10000, false},
     {"model.mix_learning_rate", 0, 10, false},
+    {"model.mix_candidates", 0, 1024, false},
+    {"model.mix_every", 1, 1000000, false},
+    {"model.neighbour_shrinkage", 0, 1e6, false},
     {"model.popularity_half_life_events", 0, 1e12, true},
     {"model.minhash_size", 1, 4096, false},
     {"eval.k", 1, 1000, false},
@@ -125,8 +128,8 @@ Status AsStatus(const Result<Options>& result) {
 
 TEST(ConfigKeys, EveryKeyIsListedOnceWithItsDefault) {
   const std::vector<KeyInfo>& keys = Keys();
-  // 8 kafka + 3 storage + 6 server + 19 model + 2 eval fields in options.hpp.
-  EXPECT_EQ(keys.size(), 38u);
+  // 8 kafka + 3 storage + 6 server + 22 model + 2 eval fields in options.hpp.
+  EXPECT_EQ(keys.size(), 41u);
   std::set<std::string> names;
   std::set<std::string> env_vars;
   for (const KeyInfo& info : keys) {

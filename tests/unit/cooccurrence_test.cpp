@@ -145,8 +145,9 @@ TEST(CooccurrenceGraphTest, LinkMatchesNaiveMap) {
   for (uint32_t a = 0; a < kItems; ++a) {
     EXPECT_EQ(graph.Count(a), count[a]);
     EXPECT_EQ(graph.Row(a).size(),
-              static_cast<size_t>(std::count_if(weight.begin(), weight.end(),
-                                                [&](const auto& e) { return e.first.first == a; })));
+              static_cast<size_t>(std::count_if(weight.begin(), weight.end(), [&](const auto& e) {
+                return e.first.first == a;
+              })));
     for (uint32_t b = 0; b < kItems; ++b) {
       const auto it = weight.find({a, b});
       const float want = it == weight.end() ? 0.0f : it->second;
@@ -209,7 +210,7 @@ TEST(CooccurrenceGraphTest, PruningBoundsRows) {
     EXPECT_LE(graph.Row(a).size(), kMaxRow);
     graph.Row(a).ForEach([&](uint32_t b, float w) {
       EXPECT_GT(w, 0.0f);
-      EXPECT_LE(w, weight[{a, b}]);
+      EXPECT_LE(w, (weight[{a, b}]));
     });
   }
   EXPECT_GE(max_size, kMaxRow * 3 / 4);  // pruning did happen

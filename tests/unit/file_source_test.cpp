@@ -317,7 +317,6 @@ TEST(LoadEventsTest, RealMovieLensSmall) {
   EXPECT_TRUE(std::is_sorted(
       loaded->events.begin(), loaded->events.end(),
       [](const engine::Event& a, const engine::Event& b) { return a.ts_ms < b.ts_ms; }));
-  std::printf("loaded %zu ratings in %.3f s\n", loaded->events.size(), seconds);
 }
 
 }  // namespace

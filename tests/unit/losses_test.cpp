@@ -50,7 +50,9 @@ double NaiveScore(LossKind kind, const Sample& s, const std::vector<double>& th,
   return IsDistanceLoss(kind) ? acc : acc + bias;
 }
 
-double NaiveSoftplus(double x) { return std::log(1.0 + std::exp(x)); }
+double NaiveSoftplus(double x) {
+  return std::log(1.0 + std::exp(x));
+}
 
 // Smallest |hinge argument| of the sample (infinity when the loss has no hinge).
 struct NaiveValue {
@@ -65,8 +67,7 @@ NaiveValue NaivePositive(const LossParams& p, const Sample& s, const std::vector
   const double s_pos = NaiveScore(p.kind, s, th, s.PosAt(0), th[s.PosBiasAt()]);
   std::vector<double> s_neg(static_cast<size_t>(s.m));
   for (int k = 0; k < s.m; ++k) {
-    s_neg[static_cast<size_t>(k)] =
-        NaiveScore(p.kind, s, th, s.NegAt(k, 0), th[s.NegBiasAt(k)]);
+    s_neg[static_cast<size_t>(k)] = NaiveScore(p.kind, s, th, s.NegAt(k, 0), th[s.NegBiasAt(k)]);
   }
   auto hinge = [&](double h) {
     out.min_hinge = std::min(out.min_hinge, std::abs(h));
@@ -201,9 +202,8 @@ double EngineGradAt(const Sample& s, const Buffers& b, double dpos_bias, size_t 
 }
 
 std::string Describe(const LossParams& p, int dim, int m) {
-  return std::string(LossName(p.kind)) + " dim=" + std::to_string(dim) +
-         " m=" + std::to_string(m) + " margin=" + std::to_string(p.margin) +
-         " T=" + std::to_string(p.temperature);
+  return std::string(LossName(p.kind)) + " dim=" + std::to_string(dim) + " m=" + std::to_string(m) +
+         " margin=" + std::to_string(p.margin) + " T=" + std::to_string(p.temperature);
 }
 
 struct Coverage {
@@ -325,11 +325,11 @@ TEST(PairScoreTest, MatchesDoubleTwin) {
 // ---- Hand-computed cases ----
 
 struct Hand {
-  std::vector<float> q, pos, neg;
+  std::vector<float> q{}, pos{}, neg{};
   float pos_bias = 0.0f, neg_bias = 0.0f;
-  std::vector<float> dq, dpos, dneg, dneg_bias;
+  std::vector<float> dq{}, dpos{}, dneg{}, dneg_bias{};
   double loss = 0.0;
-  LossGrad grad;
+  LossGrad grad{};
 
   double Run(const LossParams& p, bool negative_feedback, bool with_neg = true) {
     const auto dim = q.size();
@@ -353,7 +353,9 @@ struct Hand {
   }
 };
 
-double Sig(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+double Sig(double x) {
+  return 1.0 / (1.0 + std::exp(-x));
+}
 
 TEST(LossHandTest, BprUnitVectors) {
   Hand h{.q = {1, 0}, .pos = {1, 0}, .neg = {0, 1}};

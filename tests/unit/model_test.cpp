@@ -98,9 +98,10 @@ std::vector<float> Scores(OnlineModel& model, uint32_t user) {
 }
 
 // The neighbourhood evidence recomputed from the stream: the co-occurrence graph (links of
-// each positive event to the user's cooccurrence_window most recent items) and each user's
-// recent history (most recent first, signed weights), then
-//   N(u, j) = sum_r decay^r * w_r * W(i_r, j) / sqrt(count(i_r) * count(j)).
+// each positive event to the positively weighted items among the user's cooccurrence_window
+// most recent items) and each user's recent history (most recent first, signed weights), then
+//   N(u, j) = sum_r decay^r * w_r * W(i_r, j) / sqrt((count(i_r) + s) * (count(j) + s))
+// with s = neighbour_shrinkage, and no evidence from items never counted.
 class NeighbourTwin {
  public:
   explicit NeighbourTwin(const config::ModelOptions& o)
@@ -108,7 +109,8 @@ class NeighbourTwin {
         neighbourhood_(static_cast<size_t>(o.neighbourhood_items)),
         cap_(static_cast<size_t>(
             std::max<int64_t>({o.cooccurrence_window, o.neighbourhood_items, 1}))),
-        decay_(static_cast<float>(std::exp2(-1.0 / o.history_half_life_events))) {}
+        decay_(static_cast<float>(std::exp2(-1.0 / o.history_half_life_events))),
+        shrinkage_(o.neighbour_shrinkage) {}
 
   void Observe(const Interaction& x) {
     if (recent_.size() <= x.user) recent_.resize(x.user + 1);
@@ -117,7 +119,7 @@ class NeighbourTwin {
       const size_t window = std::min(r.size(), window_);
       for (size_t k = 0; k < window; ++k) {
         const uint32_t other = r[k].first;
-        if (other == x.item) continue;
+        if (other == x.item || r[k].second <= 0) continue;
         weight_[{x.item, other}] += 1.0;
         weight_[{other, x.item}] += 1.0;
       }
@@ -129,7 +131,8 @@ class NeighbourTwin {
   double Cos(uint32_t a, uint32_t b) const {
     const auto it = weight_.find({a, b});
     if (it == weight_.end()) return 0.0;
-    return it->second / std::sqrt(std::max(Count(a), 1e-6) * std::max(Count(b), 1e-6));
+    if (Count(a) <= 0 || Count(b) <= 0) return 0.0;
+    return it->second / std::sqrt((Count(a) + shrinkage_) * (Count(b) + shrinkage_));
   }
   double Neighbour(uint32_t u, uint32_t j) const {
     const auto& r = recent_[u];
@@ -150,6 +153,7 @@ class NeighbourTwin {
   }
   size_t window_, neighbourhood_, cap_;
   float decay_;
+  double shrinkage_;
   std::map<std::pair<uint32_t, uint32_t>, double> weight_;
   std::map<uint32_t, double> count_;
   std::vector<std::vector<std::pair<uint32_t, float>>> recent_;
@@ -381,9 +385,12 @@ TEST(OnlineModelTest, SimilarUsersAndItemsMatchBruteForce) {
     for (Metric metric : {Metric::kCosine, Metric::kDot, Metric::kEuclidean}) {
       auto sim = [&](const float* a, const float* b) {
         switch (metric) {
-          case Metric::kCosine: return CosineD(a, b, dim);
-          case Metric::kDot: return DotD(a, b, dim);
-          default: return -std::sqrt(Dist2D(a, b, dim));
+          case Metric::kCosine:
+            return CosineD(a, b, dim);
+          case Metric::kDot:
+            return DotD(a, b, dim);
+          default:
+            return -std::sqrt(Dist2D(a, b, dim));
         }
       };
       for (uint32_t u = 0; u < model.users(); u += 5) {
@@ -444,7 +451,14 @@ TEST(OnlineModelTest, DislikesLowerTheItemsScoreAndRank) {
         const auto top = model.Recommend(u, 1, {});
         ASSERT_EQ(top.size(), 1u);
         const uint32_t x = top[0].id;
-        const float before = Scores(model, u)[x];
+        // Margin of x over the best other item the user had not seen.
+        auto margin = [&](const std::vector<float>& sc) {
+          std::vector<float> other = sc;
+          other[x] = kMasked;
+          for (uint32_t j : seen) other[j] = kMasked;
+          return sc[x] - TopK(other, 1).at(0).score;
+        };
+        const std::vector<float> before = Scores(model, u);
         for (int r = 0; r < 3; ++r) {
           model.Observe(Interaction{.user = u,
                                     .item = x,
@@ -453,14 +467,16 @@ TEST(OnlineModelTest, DislikesLowerTheItemsScoreAndRank) {
                                     .rng_key = SplitMix64(1000 + u * 10 + r)});
         }
         const std::vector<float> after = Scores(model, u);
-        EXPECT_LT(after[x], before) << "user " << u;
-        // Among the items the user had not seen, x is no longer first.
-        size_t rank = 1;
-        for (uint32_t j = 0; j < model.items(); ++j) {
-          if (j == x || std::binary_search(seen.begin(), seen.end(), j)) continue;
-          rank += after[j] > after[x] || (after[j] == after[x] && j < x);
+        EXPECT_LT(after[x], before[x]) << "user " << u;
+        // The learned metric alone also lowers it relative to the alternatives. (The hybrid
+        // scorer need not: the dislike's negative neighbourhood evidence lands on x's
+        // co-occurring items, x has no self-link, so x's margin over them can grow. x itself is
+        // masked as seen, checked below.)
+        if (std::string(scorer) == "embedding") {
+          EXPECT_LT(margin(after), margin(before)) << "user " << u;
         }
-        EXPECT_GT(rank, 1u) << "user " << u;
+        // Seen now (disliked): never recommended again.
+        for (const Scored& r : model.Recommend(u, model.items(), {})) EXPECT_NE(r.id, x);
       }
     }
   }
@@ -541,8 +557,9 @@ TEST(OnlineModelTest, ExplainMatchesTwin) {
       for (size_t r = 0; r < recent.size(); ++r) {
         const auto [i, w] = recent[r];
         if (w <= 0 || i == item) continue;
-        const double sc = std::pow(twin.decay(), static_cast<double>(r)) *
-                          (twin.Cos(i, item) + CosineD(model.ItemVector(i), model.ItemVector(item), dim));
+        const double sc =
+            std::pow(twin.decay(), static_cast<double>(r)) *
+            (twin.Cos(i, item) + CosineD(model.ItemVector(i), model.ItemVector(item), dim));
         const auto it = best.find(i);
         if (it == best.end() || sc > it->second) best[i] = sc;
       }
@@ -589,11 +606,10 @@ TEST(OnlineModelTest, ExplainPropertiesWithDislikes) {
   EXPECT_TRUE(model.Explain(0, static_cast<uint32_t>(model.items()) + 1, 5).empty());
 }
 
-// ---- Known bugs (disabled so the suite stays green; see the report) ----
+// ---- Regressions of bugs found by these tests ----
 
-// Explain(u, i, 0) should return nothing; the size check runs after the first push_back
-// (model.cpp, Explain: `if (unique.size() == max_items) break;`), so 0 means "unlimited".
-TEST(OnlineModelTest, DISABLED_ExplainWithZeroMaxItemsReturnsNothing) {
+// Explain(u, i, 0) returns nothing (it once meant "unlimited").
+TEST(OnlineModelTest, ExplainWithZeroMaxItemsReturnsNothing) {
   const Stream s = MakeStream(SmallGenerator());
   OnlineModel model(Options("bpr", "hybrid"));
   Feed(model, s.xs);
@@ -601,12 +617,9 @@ TEST(OnlineModelTest, DISABLED_ExplainWithZeroMaxItemsReturnsNothing) {
   EXPECT_TRUE(model.Explain(0, 1, 0).empty());
 }
 
-// A disliked item must not gain co-occurrence evidence. Observe() links every positive event
-// to the user's recent items, and recent_items also holds disliked items, so "A dislikes X,
-// then clicks Y" links X and Y like two liked items. When nobody liked X, count(X) is 0 and the
-// cosine divides by sqrt(1e-6): every user who liked Y gets a ~1000 x neighbourhood boost for
-// X, the disliked item tops their recommendations and Explain.
-TEST(OnlineModelTest, DISABLED_DislikedItemGetsNoCooccurrenceEvidence) {
+// A disliked item must not gain co-occurrence evidence: "A dislikes X, then clicks Y" once
+// linked X and Y like two liked items, and with count(X) = 0 the cosine exploded.
+TEST(OnlineModelTest, DislikedItemGetsNoCooccurrenceEvidence) {
   OnlineModel model(Options("bpr", "hybrid"));
   uint64_t key = 0;
   auto add = [&](uint32_t u, uint32_t i, float w) {

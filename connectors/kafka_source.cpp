@@ -1,0 +1,467 @@
+#include "connectors/kafka_source.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "connectors/dlq.hpp"
+#include "connectors/kafka_common.hpp"
+
+namespace simstream::connectors {
+
+using Clock = std::chrono::steady_clock;
+
+struct KafkaSource::Impl {
+  config::KafkaOptions kafka;
+  engine::EventRules rules;
+  engine::Engine* engine = nullptr;
+  KafkaSourceHooks hooks;
+  KafkaSourceOptions options;
+  std::unique_ptr<DlqProducer> dlq;
+  kafka::HandlePtr rk;
+
+  // ---- poll thread only ----
+  std::vector<engine::SourcedEvent> pending;  // read, not yet applied
+  std::map<int32_t, int64_t> pending_next;    // partition -> offset after the last one read
+  bool paused = false;
+  bool revoked_for_stop = false;
+
+  // ---- shared, under mu ----
+  mutable std::mutex mu;
+  std::map<int32_t, int64_t> assigned;       // partition -> offset sought
+  std::map<int32_t, int64_t> consumed_next;  // partition -> next offset to read
+  std::map<int32_t, int64_t> lag;
+  KafkaSourceStats stats;
+
+  // Health: the last successful probe, and whether librdkafka has since reported every broker
+  // down (a probe can block longer than its timeout while brokers are unreachable).
+  std::atomic<int64_t> last_probe_ok_ms{-1};
+  std::atomic<bool> all_brokers_down{false};
+  std::atomic<bool> stopping{false};
+  bool started = false;
+  bool stopped = false;
+  std::thread poller;
+  std::thread prober;
+  std::mutex probe_mu;
+  std::condition_variable probe_cv;
+
+  void PollLoop();
+  void ProbeLoop();
+  void Handle(rd_kafka_message_t* msg);
+  void ApplyPending();
+  Status Revoke();
+  void OnRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
+  void SetPaused(bool pause);
+  void Commit(const std::map<int32_t, int64_t>& offsets);
+};
+
+namespace {
+
+void RebalanceCb(rd_kafka_t* /*rk*/, rd_kafka_resp_err_t err,
+                 rd_kafka_topic_partition_list_t* parts, void* opaque) {
+  static_cast<KafkaSource::Impl*>(opaque)->OnRebalance(err, parts);
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+void ErrorCb(rd_kafka_t* /*rk*/, int err, const char* reason, void* opaque) {
+  if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+    static_cast<KafkaSource::Impl*>(opaque)->all_brokers_down.store(true);
+  }
+  // librdkafka retries on its own; these are reports, not decisions. Fatal errors (e.g. a
+  // fenced idempotent producer) do not occur on a consumer.
+  std::fprintf(stderr, "simstream: kafka: %s: %s\n",
+               rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), reason);
+}
+
+bool IsCooperative(rd_kafka_t* rk) {
+  const char* proto = rd_kafka_rebalance_protocol(rk);
+  return proto != nullptr && std::strcmp(proto, "COOPERATIVE") == 0;
+}
+
+}  // namespace
+
+void KafkaSource::Impl::OnRebalance(rd_kafka_resp_err_t err,
+                                    rd_kafka_topic_partition_list_t* parts) {
+  const bool cooperative = IsCooperative(rk.get());
+  {
+    std::lock_guard lock(mu);
+    ++stats.rebalances;
+  }
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    const std::map<int32_t, int64_t> stored =
+        hooks.seek_offsets ? hooks.seek_offsets() : engine->NextOffsets();
+    std::lock_guard lock(mu);
+    for (int i = 0; i < parts->cnt; ++i) {
+      rd_kafka_topic_partition_t& p = parts->elems[i];
+      auto it = stored.find(p.partition);
+      p.offset = it != stored.end() ? it->second : RD_KAFKA_OFFSET_BEGINNING;
+      assigned[p.partition] = p.offset;
+      consumed_next.erase(p.partition);
+    }
+    stats.assigned = assigned;
+  } else {
+    // Everything read from these partitions is applied and made durable before another
+    // consumer may start on them from the stored offsets.
+    if (auto st = Revoke(); !st.ok()) {
+      std::fprintf(stderr, "simstream: kafka: flush before revocation failed: %s\n",
+                   st.error().message.c_str());
+    }
+    std::lock_guard lock(mu);
+    for (int i = 0; i < parts->cnt; ++i) {
+      assigned.erase(parts->elems[i].partition);
+      lag.erase(parts->elems[i].partition);
+    }
+    stats.assigned = assigned;
+  }
+  if (cooperative) {
+    rd_kafka_error_t* e = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS
+                              ? rd_kafka_incremental_assign(rk.get(), parts)
+                              : rd_kafka_incremental_unassign(rk.get(), parts);
+    if (e != nullptr) {
+      std::fprintf(stderr, "simstream: kafka: incremental assignment: %s\n",
+                   rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+    }
+  } else {
+    const rd_kafka_resp_err_t e =
+        rd_kafka_assign(rk.get(), err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? parts : nullptr);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      std::fprintf(stderr, "simstream: kafka: assignment: %s\n", rd_kafka_err2str(e));
+    }
+  }
+  paused = false;  // a fresh assignment starts unpaused
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && hooks.backpressure && hooks.backpressure()) {
+    SetPaused(true);  // before a single message of the new assignment is fetched
+  }
+}
+
+Status KafkaSource::Impl::Revoke() {
+  ApplyPending();
+  if (stopping.load()) {
+    if (revoked_for_stop) return Status::Ok();
+    revoked_for_stop = true;
+  }
+  return hooks.before_revoke ? hooks.before_revoke() : Status::Ok();
+}
+
+void KafkaSource::Impl::SetPaused(bool pause) {
+  kafka::PartitionListPtr list;
+  {
+    std::lock_guard lock(mu);
+    list.reset(rd_kafka_topic_partition_list_new(static_cast<int>(assigned.size())));
+    for (const auto& [p, off] : assigned) {
+      rd_kafka_topic_partition_list_add(list.get(), kafka.topic.c_str(), p);
+    }
+    stats.paused = pause;
+    if (pause) ++stats.pauses;
+  }
+  const rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(rk.get(), list.get())
+                                      : rd_kafka_resume_partitions(rk.get(), list.get());
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    std::fprintf(stderr, "simstream: kafka: %s partitions: %s\n", pause ? "pausing" : "resuming",
+                 rd_kafka_err2str(e));
+  }
+  paused = pause;
+}
+
+void KafkaSource::Impl::Handle(rd_kafka_message_t* msg) {
+  if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      std::fprintf(stderr, "simstream: kafka: consume: %s\n", rd_kafka_message_errstr(msg));
+    }
+    return;
+  }
+  {
+    std::lock_guard lock(mu);
+    ++stats.messages;
+    consumed_next[msg->partition] = msg->offset + 1;
+  }
+  const std::string_view payload(static_cast<const char*>(msg->payload), msg->len);
+  Result<engine::Event> parsed = Error{"oversized", ""};
+  if (msg->len > rules.max_message_bytes) {
+    parsed = Error{"oversized", "message of " + std::to_string(msg->len) +
+                                    " bytes exceeds kafka.max_message_bytes (" +
+                                    std::to_string(rules.max_message_bytes) + ")"};
+  } else {
+    rd_kafka_timestamp_type_t ts_type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+    int64_t ts = rd_kafka_message_timestamp(msg, &ts_type);
+    if (ts < 0) {
+      ts = std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+               .count();
+    }
+    parsed = engine::ParseEvent(payload, rules, ts);
+  }
+  if (parsed.ok()) {
+    pending.push_back({std::move(parsed.value()), msg->partition, msg->offset});
+    return;
+  }
+  const Error& err = parsed.error();
+  DeadLetter letter;
+  letter.key = std::string_view(static_cast<const char*>(msg->key), msg->key_len);
+  letter.payload = payload;
+  letter.reason = err.code;
+  letter.message = err.message;
+  letter.topic = kafka.topic;
+  letter.partition = msg->partition;
+  letter.offset = msg->offset;
+  if (auto st = dlq->Send(letter); !st.ok()) {
+    std::fprintf(stderr, "simstream: kafka: %s\n", st.error().message.c_str());
+  }
+  engine->RecordRejected(err.code);
+  std::lock_guard lock(mu);
+  ++stats.dead_lettered;
+}
+
+void KafkaSource::Impl::ApplyPending() {
+  if (pending.empty()) return;
+  const engine::ApplyOutcome out = engine->Apply(pending);
+  pending.clear();
+  {
+    std::lock_guard lock(mu);
+    stats.applied += out.applied;
+    stats.duplicates += out.duplicates;
+    ++stats.batches;
+  }
+  if (hooks.after_batch) hooks.after_batch();
+}
+
+void KafkaSource::Impl::PollLoop() {
+  const size_t batch_size = static_cast<size_t>(std::max<int64_t>(1, kafka.batch_size));
+  auto last_commit = Clock::now();
+  while (!stopping.load()) {
+    if (hooks.backpressure) {
+      const bool behind = hooks.backpressure();
+      if (behind != paused) SetPaused(behind);
+    }
+    // The first poll waits; the rest of the batch is whatever has already arrived.
+    rd_kafka_message_t* first = rd_kafka_consumer_poll(rk.get(), options.poll_timeout_ms);
+    if (first != nullptr) {
+      kafka::MessagePtr m(first);
+      Handle(m.get());
+      while (pending.size() < batch_size) {
+        kafka::MessagePtr next(rd_kafka_consumer_poll(rk.get(), 0));
+        if (!next) break;
+        Handle(next.get());
+      }
+      ApplyPending();
+    }
+    if (hooks.durable_offsets &&
+        Clock::now() - last_commit >= std::chrono::milliseconds(options.commit_interval_ms)) {
+      last_commit = Clock::now();
+      Commit(hooks.durable_offsets());
+    }
+  }
+  ApplyPending();
+}
+
+void KafkaSource::Impl::Commit(const std::map<int32_t, int64_t>& offsets) {
+  kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
+  {
+    std::lock_guard lock(mu);
+    for (const auto& [p, off] : offsets) {
+      // Only partitions we own: a late commit must not move back another owner's offset.
+      if (assigned.count(p) == 0 || off < 0) continue;
+      rd_kafka_topic_partition_list_add(list.get(), kafka.topic.c_str(), p)->offset = off;
+    }
+  }
+  if (list->cnt == 0) return;
+  const rd_kafka_resp_err_t e = rd_kafka_commit(rk.get(), list.get(), /*async=*/1);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    std::fprintf(stderr, "simstream: kafka: commit: %s\n", rd_kafka_err2str(e));
+  }
+}
+
+void KafkaSource::Impl::ProbeLoop() {
+  std::unique_lock lock(probe_mu);
+  while (!stopping.load()) {
+    lock.unlock();
+    const int timeout = std::max(200, options.probe_interval_ms);
+    const rd_kafka_metadata_t* md = nullptr;
+    // A metadata request answered by any broker: the cluster is reachable.
+    const rd_kafka_resp_err_t e =
+        rd_kafka_metadata(rk.get(), /*all_topics=*/0, nullptr, &md, timeout);
+    if (md != nullptr) rd_kafka_metadata_destroy(md);
+    bool ok = e == RD_KAFKA_RESP_ERR_NO_ERROR;
+    std::map<int32_t, int64_t> assigned_now, consumed_now;
+    {
+      std::lock_guard g(mu);
+      assigned_now = assigned;
+      consumed_now = consumed_next;
+    }
+    std::map<int32_t, int64_t> lag_now;
+    for (const auto& [p, sought] : assigned_now) {
+      if (!ok || stopping.load()) break;
+      int64_t lo = 0, hi = 0;
+      const rd_kafka_resp_err_t we =
+          rd_kafka_query_watermark_offsets(rk.get(), kafka.topic.c_str(), p, &lo, &hi, timeout);
+      if (we != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ok = false;
+        break;
+      }
+      auto it = consumed_now.find(p);
+      const int64_t next = it != consumed_now.end() ? it->second : (sought >= 0 ? sought : lo);
+      lag_now[p] = std::max<int64_t>(0, hi - std::max(lo, next));
+    }
+    if (ok) {
+      all_brokers_down.store(false);
+      last_probe_ok_ms.store(NowMs());
+      std::lock_guard g(mu);
+      for (const auto& [p, l] : lag_now) {
+        if (assigned.count(p) != 0) lag[p] = l;
+      }
+    }
+    lock.lock();
+    probe_cv.wait_for(lock, std::chrono::milliseconds(options.probe_interval_ms),
+                      [&] { return stopping.load(); });
+  }
+}
+
+KafkaSource::KafkaSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<KafkaSource>> KafkaSource::Create(const config::KafkaOptions& kafka_opts,
+                                                         const engine::EventRules& rules,
+                                                         engine::Engine& engine,
+                                                         KafkaSourceHooks hooks,
+                                                         KafkaSourceOptions options) {
+  auto impl = std::make_unique<Impl>();
+  impl->kafka = kafka_opts;
+  impl->rules = rules;
+  impl->engine = &engine;
+  impl->hooks = std::move(hooks);
+  impl->options = options;
+  auto conf = kafka::MakeConf(kafka_opts,
+                              {{"auto.offset.reset", "earliest"},
+                               {"client.id", "simstream"},
+                               {"queued.max.messages.kbytes", "16384"},
+                               {"fetch.wait.max.ms", "50"},
+                               {"session.timeout.ms", "10000"},
+                               {"heartbeat.interval.ms", "1000"}},
+                              {{"group.id", kafka_opts.group},
+                               {"enable.auto.commit", "false"},
+                               {"enable.auto.offset.store", "false"},
+                               {"enable.partition.eof", "false"}});
+  if (!conf.ok()) return conf.error();
+  rd_kafka_conf_set_rebalance_cb(conf->get(), &RebalanceCb);
+  rd_kafka_conf_set_error_cb(conf->get(), &ErrorCb);
+  rd_kafka_conf_set_opaque(conf->get(), impl.get());
+  auto dlq = DlqProducer::Create(kafka_opts);
+  if (!dlq.ok()) return dlq.error();
+  impl->dlq = std::move(dlq.value());
+  auto rk = kafka::MakeHandle(RD_KAFKA_CONSUMER, std::move(conf.value()));
+  if (!rk.ok()) return rk.error();
+  impl->rk = std::move(rk.value());
+  // Route every event (rebalances, errors) through rd_kafka_consumer_poll on our thread.
+  rd_kafka_poll_set_consumer(impl->rk.get());
+  return std::unique_ptr<KafkaSource>(new KafkaSource(std::move(impl)));
+}
+
+KafkaSource::~KafkaSource() {
+  (void)Stop();
+}
+
+Status KafkaSource::Start() {
+  Impl& s = *impl_;
+  if (s.started) return Status::Ok();
+  kafka::PartitionListPtr topics(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(topics.get(), s.kafka.topic.c_str(), RD_KAFKA_PARTITION_UA);
+  if (const rd_kafka_resp_err_t e = rd_kafka_subscribe(s.rk.get(), topics.get());
+      e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return kafka::KafkaError("subscribing to " + s.kafka.topic, e);
+  }
+  s.started = true;
+  s.poller = std::thread([&s] { s.PollLoop(); });
+  s.prober = std::thread([&s] { s.ProbeLoop(); });
+  return Status::Ok();
+}
+
+Status KafkaSource::Stop() {
+  Impl& s = *impl_;
+  if (s.stopped) return Status::Ok();
+  s.stopped = true;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(s.options.close_timeout_ms);
+  {
+    std::lock_guard lock(s.probe_mu);
+    s.stopping.store(true);
+  }
+  s.probe_cv.notify_all();
+  if (s.poller.joinable()) s.poller.join();  // ends after at most one poll timeout + batch
+  // Flush first, ourselves: whether or not leaving the group produces a revocation event.
+  Status flushed = s.started ? s.Revoke() : Status::Ok();
+  bool closed = false;
+  if (s.started) {
+    kafka::QueuePtr q(rd_kafka_queue_new(s.rk.get()));
+    if (rd_kafka_error_t* e = rd_kafka_consumer_close_queue(s.rk.get(), q.get()); e != nullptr) {
+      std::fprintf(stderr, "simstream: kafka: close: %s\n", rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+    } else {
+      while (!rd_kafka_consumer_closed(s.rk.get()) && Clock::now() < deadline) {
+        rd_kafka_event_t* ev = rd_kafka_queue_poll(q.get(), 50);
+        if (ev == nullptr) continue;
+        if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE) {
+          s.OnRebalance(rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev));
+        }
+        rd_kafka_event_destroy(ev);
+      }
+      closed = rd_kafka_consumer_closed(s.rk.get()) != 0;
+    }
+  }
+  if (s.prober.joinable()) s.prober.join();
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  if (auto st = s.dlq->Flush(static_cast<int>(std::max<int64_t>(100, left.count()))); !st.ok()) {
+    std::fprintf(stderr, "simstream: kafka: %s\n", st.error().message.c_str());
+  }
+  if (!closed && s.started) {
+    std::fprintf(stderr, "simstream: kafka: consumer did not close within %d ms; leaving anyway\n",
+                 s.options.close_timeout_ms);
+    rd_kafka_destroy_flags(s.rk.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  }
+  s.rk.reset();
+  return flushed;
+}
+
+void KafkaSource::AfterFlush(const std::map<int32_t, int64_t>& offsets) {
+  if (impl_->stopped || !impl_->rk) return;
+  impl_->Commit(offsets);
+}
+
+bool KafkaSource::Healthy() const {
+  const int64_t last = impl_->last_probe_ok_ms.load();
+  const int64_t stale_after = 3 * static_cast<int64_t>(impl_->options.probe_interval_ms) + 1000;
+  return last >= 0 && !impl_->all_brokers_down.load() && NowMs() - last <= stale_after;
+}
+
+std::map<int32_t, int64_t> KafkaSource::Lag() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->lag;
+}
+
+int64_t KafkaSource::TotalLag() const {
+  int64_t total = 0;
+  for (const auto& [p, l] : Lag()) total += l;
+  return total;
+}
+
+KafkaSourceStats KafkaSource::Stats() const {
+  KafkaSourceStats out;
+  {
+    std::lock_guard lock(impl_->mu);
+    out = impl_->stats;
+  }
+  out.dead_lettered_by_reason = impl_->dlq->CountsByReason();
+  out.dlq_delivery_failures = impl_->dlq->delivery_failures();
+  return out;
+}
+
+}  // namespace simstream::connectors

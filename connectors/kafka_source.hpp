@@ -1,0 +1,117 @@
+// The stream consumer: Kafka topic -> validation -> engine, with dead-lettering, durable-offset
+// seeking, backpressure and health for /readyz.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "config/options.hpp"
+#include "config/result.hpp"
+#include "engine/engine.hpp"
+#include "engine/event.hpp"
+
+namespace simstream::connectors {
+
+// How the consumer cooperates with durable state. Every hook is optional and, unless noted,
+// called on the consumer's poll thread (never concurrently with itself or with Apply).
+struct KafkaSourceHooks {
+  // The stored next offset per partition (storage::StateStore::Offsets()). Called on every
+  // assignment; an assigned partition without a stored offset starts at the beginning of the
+  // log. Unset: the engine's own NextOffsets().
+  std::function<std::map<int32_t, int64_t>()> seek_offsets;
+  // Makes state and offsets durable (storage::Flusher::FlushNow()). Called before partitions
+  // are revoked (rebalance, Stop()), after the last batch of those partitions was applied.
+  std::function<Status()> before_revoke;
+  // Called after each applied batch (storage::Flusher::MaybeFlush(): the size trigger).
+  std::function<void()> after_batch;
+  // True while the state writer is behind: the consumer pauses its partitions (it keeps
+  // polling, so group membership and rebalances go on) and resumes once this turns false.
+  std::function<bool()> backpressure;
+  // The offsets known durable (storage::StateStore::Offsets()); polled every
+  // `commit_interval_ms` and committed to Kafka (for lag tools only: on assignment the consumer
+  // seeks to the stored offsets, never to Kafka's). May be called from another thread.
+  std::function<std::map<int32_t, int64_t>()> durable_offsets;
+};
+
+struct KafkaSourceOptions {
+  // How long the first poll of a batch waits for a message. Default: 100.
+  int poll_timeout_ms = 100;
+  // How often durable_offsets is committed to Kafka. Default: 1000.
+  int commit_interval_ms = 1000;
+  // How often health and lag are probed (metadata and watermark requests). Default: 1000.
+  int probe_interval_ms = 1000;
+  // Longest Stop(): the final flush plus leaving the group. Default: 4000.
+  int close_timeout_ms = 4000;
+};
+
+struct KafkaSourceStats {
+  uint64_t messages = 0;       // messages consumed (valid and invalid)
+  uint64_t applied = 0;        // events newly applied to the engine
+  uint64_t duplicates = 0;     // events skipped by the engine as already applied
+  uint64_t dead_lettered = 0;  // messages sent to the DLQ
+  uint64_t batches = 0;
+  uint64_t pauses = 0;  // times consumption was paused by backpressure
+  bool paused = false;
+  uint64_t rebalances = 0;
+  std::map<int32_t, int64_t> assigned;  // partition -> offset sought at assignment
+  std::map<std::string, uint64_t> dead_lettered_by_reason;
+  uint64_t dlq_delivery_failures = 0;
+};
+
+// Consumes `kafka.topic` in consumer group `kafka.group` (enable.auto.commit=false,
+// auto.offset.reset=earliest, kafka.properties passed through), validates each message with
+// engine::ParseEvent (default ts: the message timestamp) and applies valid events to the engine
+// in batches of up to kafka.batch_size, each with its (partition, offset) so a redelivered event
+// is skipped. Messages larger than kafka.max_message_bytes and invalid events go to the DLQ
+// (kafka.dlq_topic) with their reason and origin in headers, and are counted with
+// Engine::RecordRejected; ingestion never stops for them.
+//
+// Memory is bounded: batches are applied synchronously on the poll thread, so nothing is
+// queued between consumer and learner beyond librdkafka's prefetch queue (capped by
+// queued.max.messages.kbytes, default here 16 MiB); when the state writer falls behind,
+// `backpressure` pauses fetching altogether.
+//
+// A broker outage is ridden out: librdkafka reconnects on its own, Healthy() turns false
+// while no broker answers, and consumption resumes where it stopped.
+//
+// Thread safety: Start/Stop from one thread; everything else from any thread.
+class KafkaSource {
+ public:
+  // `engine` must outlive the source. Errors: "invalid_config" (e.g. a bad property),
+  // "kafka_error".
+  [[nodiscard]] static Result<std::unique_ptr<KafkaSource>> Create(
+      const config::KafkaOptions& kafka, const engine::EventRules& rules, engine::Engine& engine,
+      KafkaSourceHooks hooks = {}, KafkaSourceOptions options = {});
+  ~KafkaSource();  // Stop()
+  KafkaSource(const KafkaSource&) = delete;
+  KafkaSource& operator=(const KafkaSource&) = delete;
+
+  // Subscribes and starts the poll thread. Errors: "kafka_error".
+  [[nodiscard]] Status Start();
+  // Stops polling, applies what was already read, calls before_revoke, flushes the DLQ and
+  // leaves the group, all within close_timeout_ms (past it, the group is left uncleanly and the
+  // broker notices at session timeout). Idempotent. Returns before_revoke's error, if any.
+  Status Stop();
+
+  // Commits `offsets` (next offset per partition, as just made durable) to Kafka, async, for the
+  // partitions this consumer owns. Call after each successful flush.
+  void AfterFlush(const std::map<int32_t, int64_t>& offsets);
+
+  // True when the last probe reached the cluster (false until the first probe succeeds).
+  bool Healthy() const;
+  // Messages behind the high watermark per assigned partition (as of the last probe).
+  std::map<int32_t, int64_t> Lag() const;
+  int64_t TotalLag() const;
+  KafkaSourceStats Stats() const;
+
+  struct Impl;  // implementation detail (librdkafka handles), defined in kafka_source.cpp
+
+ private:
+  explicit KafkaSource(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace simstream::connectors

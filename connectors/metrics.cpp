@@ -1,0 +1,157 @@
+#include "connectors/metrics.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <mutex>
+
+namespace simstream::connectors {
+
+struct MetricsRegistry::Impl {
+  prometheus::Registry registry;
+  prometheus::Family<prometheus::Histogram>& request_seconds =
+      prometheus::BuildHistogram()
+          .Name("simstream_http_request_duration_seconds")
+          .Help("Latency of HTTP requests by route template and status")
+          .Register(registry);
+  prometheus::Family<prometheus::Histogram>& flush_seconds_family =
+      prometheus::BuildHistogram()
+          .Name("simstream_flush_duration_seconds")
+          .Help("Latency of flushing dirty state and offsets to storage")
+          .Register(registry);
+  prometheus::Histogram& flush_seconds = flush_seconds_family.Add(
+      {}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                  0.1, 0.25, 0.5, 1, 2.5, 5});
+  prometheus::Family<prometheus::Counter>& events_applied_family =
+      prometheus::BuildCounter()
+          .Name("simstream_events_applied_total")
+          .Help("Events applied to the model")
+          .Register(registry);
+  prometheus::Counter& events_applied = events_applied_family.Add({});
+  prometheus::Family<prometheus::Counter>& events_rejected =
+      prometheus::BuildCounter()
+          .Name("simstream_events_rejected_total")
+          .Help("Events rejected by validation, by source (stream, http) and reason")
+          .Register(registry);
+  prometheus::Family<prometheus::Counter>& http_accepted_family =
+      prometheus::BuildCounter()
+          .Name("simstream_http_events_accepted_total")
+          .Help("Events posted over HTTP and published to the topic")
+          .Register(registry);
+  prometheus::Counter& http_accepted = http_accepted_family.Add({});
+  prometheus::Family<prometheus::Gauge>& lag =
+      prometheus::BuildGauge()
+          .Name("simstream_consumer_lag")
+          .Help("Messages between the consumed position and the end of the log, by partition")
+          .Register(registry);
+  prometheus::Family<prometheus::Gauge>& model_family =
+      prometheus::BuildGauge()
+          .Name("simstream_model_entities")
+          .Help("Users and items with an embedding")
+          .Register(registry);
+  prometheus::Gauge& users = model_family.Add({{"kind", "user"}});
+  prometheus::Gauge& items = model_family.Add({{"kind", "item"}});
+  prometheus::Family<prometheus::Gauge>& bytes_family =
+      prometheus::BuildGauge()
+          .Name("simstream_model_bytes")
+          .Help("Memory held by embeddings, histories and indexes")
+          .Register(registry);
+  prometheus::Gauge& model_bytes = bytes_family.Add({});
+  prometheus::Family<prometheus::Gauge>& dim_family =
+      prometheus::BuildGauge()
+          .Name("simstream_embedding_dimension")
+          .Help("Dimension of user and item embeddings")
+          .Register(registry);
+  prometheus::Gauge& dim = dim_family.Add({});
+  prometheus::Family<prometheus::Gauge>& hr_family =
+      prometheus::BuildGauge()
+          .Name("simstream_prequential_hit_rate")
+          .Help("Rolling prequential HR@k of the live model over recent sampled events")
+          .Register(registry);
+  prometheus::Family<prometheus::Gauge>& connections_family =
+      prometheus::BuildGauge()
+          .Name("simstream_http_open_connections")
+          .Help("HTTP connections currently open")
+          .Register(registry);
+  prometheus::Gauge& connections = connections_family.Add({});
+
+  // Engine counters are cumulative; remember what was already added to ours.
+  std::mutex mu;
+  uint64_t last_applied = 0;
+  std::map<std::string, uint64_t> last_rejected;
+  std::map<int32_t, prometheus::Gauge*> lag_gauges;
+};
+
+namespace {
+const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets{
+      0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5};
+  return kBuckets;
+}
+}  // namespace
+
+MetricsRegistry::MetricsRegistry() : impl_(std::make_unique<Impl>()) {}
+MetricsRegistry::~MetricsRegistry() = default;
+
+void MetricsRegistry::ObserveRequest(std::string_view route, int status, double seconds) {
+  impl_->request_seconds
+      .Add({{"route", std::string(route)}, {"status", std::to_string(status)}}, LatencyBuckets())
+      .Observe(seconds);
+}
+
+void MetricsRegistry::ObserveFlush(double seconds) {
+  impl_->flush_seconds.Observe(seconds);
+}
+
+void MetricsRegistry::CountHttpRejected(std::string_view reason, uint64_t n) {
+  impl_->events_rejected.Add({{"source", "http"}, {"reason", std::string(reason)}})
+      .Increment(static_cast<double>(n));
+}
+
+void MetricsRegistry::CountHttpAccepted(uint64_t n) {
+  impl_->http_accepted.Increment(static_cast<double>(n));
+}
+
+void MetricsRegistry::SetOpenConnections(int64_t n) {
+  impl_->connections.Set(static_cast<double>(n));
+}
+
+void MetricsRegistry::UpdateFromEngine(const engine::EngineStats& stats) {
+  std::lock_guard lock(impl_->mu);
+  if (stats.events_applied > impl_->last_applied) {
+    impl_->events_applied.Increment(
+        static_cast<double>(stats.events_applied - impl_->last_applied));
+    impl_->last_applied = stats.events_applied;
+  }
+  for (const auto& [reason, n] : stats.rejected_by_reason) {
+    uint64_t& last = impl_->last_rejected[reason];
+    if (n > last) {
+      impl_->events_rejected.Add({{"source", "stream"}, {"reason", reason}})
+          .Increment(static_cast<double>(n - last));
+      last = n;
+    }
+  }
+  impl_->users.Set(static_cast<double>(stats.users));
+  impl_->items.Set(static_cast<double>(stats.items));
+  impl_->model_bytes.Set(static_cast<double>(stats.model_bytes));
+  impl_->dim.Set(stats.dim);
+  impl_->hr_family.Add({{"k", std::to_string(stats.k)}}).Set(stats.rolling_hr);
+}
+
+void MetricsRegistry::SetConsumerLag(const std::map<int32_t, int64_t>& lag) {
+  std::lock_guard lock(impl_->mu);
+  for (const auto& [partition, messages] : lag) {
+    prometheus::Gauge*& g = impl_->lag_gauges[partition];
+    if (g == nullptr) g = &impl_->lag.Add({{"partition", std::to_string(partition)}});
+    g->Set(static_cast<double>(messages));
+  }
+}
+
+std::string MetricsRegistry::Serialize() const {
+  return prometheus::TextSerializer().Serialize(impl_->registry.Collect());
+}
+
+}  // namespace simstream::connectors

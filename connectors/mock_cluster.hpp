@@ -1,0 +1,41 @@
+// An embedded Kafka cluster (librdkafka's mock cluster) for fast tests and `simstream demo`.
+// It speaks the Kafka protocol on loopback ports, with consumer groups, idempotent producers
+// and committed offsets, but keeps everything in memory and has no authentication.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "config/result.hpp"
+
+namespace simstream::connectors {
+
+// Thread safety: all methods may be called from any thread. Destroying the cluster closes
+// its listeners; clients still connected to it then see the brokers as down.
+class MockCluster {
+ public:
+  // Starts `brokers` mock brokers. Errors: "kafka_error".
+  [[nodiscard]] static Result<std::unique_ptr<MockCluster>> Start(int brokers = 1);
+  ~MockCluster();
+  MockCluster(const MockCluster&) = delete;
+  MockCluster& operator=(const MockCluster&) = delete;
+
+  // "host:port,host:port" for bootstrap.servers / kafka.brokers.
+  const std::string& bootstrap_servers() const;
+  // Creates `topic` with `partitions` partitions. Errors: "kafka_error".
+  [[nodiscard]] Status CreateTopic(const std::string& topic, int partitions,
+                                   int replication_factor = 1);
+  // Takes broker `id` (1-based) down or up: its connections are closed and it refuses new ones
+  // until up again. Errors: "kafka_error" for an unknown id.
+  [[nodiscard]] Status SetBrokerDown(int32_t id);
+  [[nodiscard]] Status SetBrokerUp(int32_t id);
+
+  struct Impl;  // implementation detail (librdkafka handles), defined in mock_cluster.cpp
+
+ private:
+  explicit MockCluster(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace simstream::connectors

@@ -1,0 +1,300 @@
+#include "storage/codec.hpp"
+
+#include <bit>
+#include <cstring>
+#include <type_traits>
+
+namespace simstream::storage {
+namespace {
+
+// Lists longer than this are not trusted (a corrupt length must not allocate gigabytes).
+constexpr uint32_t kMaxListLength = 1u << 26;
+
+template <typename T>
+T ToLittle(T v) {
+  static_assert(std::is_integral_v<T>);
+  if constexpr (std::endian::native == std::endian::little) {
+    return v;
+  } else {
+    T r = 0;
+    for (size_t i = 0; i < sizeof(T); ++i) r = (r << 8) | ((v >> (8 * i)) & 0xFF);
+    return r;
+  }
+}
+
+template <typename T>
+void PutInt(std::string* out, T v) {
+  v = ToLittle(v);
+  char buf[sizeof(T)];
+  std::memcpy(buf, &v, sizeof(T));
+  out->append(buf, sizeof(T));
+}
+
+void PutF32(std::string* out, float f) {
+  PutInt(out, std::bit_cast<uint32_t>(f));
+}
+void PutF64(std::string* out, double f) {
+  PutInt(out, std::bit_cast<uint64_t>(f));
+}
+
+// Bulk copy of 4-byte values: one memcpy on little-endian hosts (every deployed one).
+template <typename T>
+void PutArray(std::string* out, const T* data, size_t n) {
+  static_assert(sizeof(T) == 4);
+  if constexpr (std::endian::native == std::endian::little) {
+    out->append(reinterpret_cast<const char*>(data), n * 4);
+  } else {
+    for (size_t i = 0; i < n; ++i) PutInt(out, std::bit_cast<uint32_t>(data[i]));
+  }
+}
+
+template <typename T>
+void PutList(std::string* out, const std::vector<T>& v) {
+  PutInt(out, static_cast<uint32_t>(v.size()));
+  PutArray(out, v.data(), v.size());
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  template <typename T>
+  bool Int(T* v) {
+    if (in_.size() - pos_ < sizeof(T)) return false;
+    std::memcpy(v, in_.data() + pos_, sizeof(T));
+    *v = ToLittle(*v);
+    pos_ += sizeof(T);
+    return true;
+  }
+  bool F32(float* f) {
+    uint32_t u;
+    if (!Int(&u)) return false;
+    *f = std::bit_cast<float>(u);
+    return true;
+  }
+  bool F64(double* f) {
+    uint64_t u;
+    if (!Int(&u)) return false;
+    *f = std::bit_cast<double>(u);
+    return true;
+  }
+  template <typename T>
+  bool Array(std::vector<T>* v, size_t n) {
+    static_assert(sizeof(T) == 4);
+    if ((in_.size() - pos_) / 4 < n) return false;
+    v->resize(n);
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(v->data(), in_.data() + pos_, n * 4);
+      pos_ += n * 4;
+    } else {
+      for (size_t i = 0; i < n; ++i) {
+        uint32_t u;
+        Int(&u);
+        (*v)[i] = std::bit_cast<T>(u);
+      }
+    }
+    return true;
+  }
+  template <typename T>
+  bool List(std::vector<T>* v) {
+    uint32_t n;
+    return Int(&n) && n <= kMaxListLength && Array(v, n);
+  }
+  bool Version() {
+    uint8_t ver;
+    return Int(&ver) && ver == kCodecVersion;
+  }
+  bool done() const { return pos_ == in_.size(); }
+
+ private:
+  std::string_view in_;
+  size_t pos_ = 0;
+};
+
+void PutBigEndian32(std::string* out, uint32_t v) {
+  const char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                     static_cast<char>(v >> 8), static_cast<char>(v)};
+  out->append(b, 4);
+}
+
+uint32_t GetBigEndian32(const char* p) {
+  const auto* u = reinterpret_cast<const unsigned char*>(p);
+  return uint32_t{u[0]} << 24 | uint32_t{u[1]} << 16 | uint32_t{u[2]} << 8 | uint32_t{u[3]};
+}
+
+}  // namespace
+
+std::string IndexKey(uint32_t index) {
+  std::string k;
+  PutBigEndian32(&k, index);
+  return k;
+}
+
+std::string EdgeKey(uint32_t a, uint32_t b) {
+  std::string k;
+  k.reserve(8);
+  PutBigEndian32(&k, a);
+  PutBigEndian32(&k, b);
+  return k;
+}
+
+std::string EdgeRowEnd(uint32_t a) {
+  // Longer than every 8-byte key of row a and shorter-prefixed than row a + 1: no overflow at
+  // a = 2^32 - 1.
+  std::string k = IndexKey(a);
+  k.append(5, '\xff');
+  return k;
+}
+
+std::string DictKey(char kind, uint32_t index) {
+  std::string k(1, kind);
+  PutBigEndian32(&k, index);
+  return k;
+}
+
+bool DecodeIndexKey(std::string_view key, uint32_t* index) {
+  if (key.size() != 4) return false;
+  *index = GetBigEndian32(key.data());
+  return true;
+}
+
+bool DecodeEdgeKey(std::string_view key, uint32_t* a, uint32_t* b) {
+  if (key.size() != 8) return false;
+  *a = GetBigEndian32(key.data());
+  *b = GetBigEndian32(key.data() + 4);
+  return true;
+}
+
+bool DecodeDictKey(std::string_view key, char* kind, uint32_t* index) {
+  if (key.size() != 5 || (key[0] != 'u' && key[0] != 'i')) return false;
+  *kind = key[0];
+  *index = GetBigEndian32(key.data() + 1);
+  return true;
+}
+
+std::string OffsetKeyPrefix(const std::string& topic) {
+  std::string k = "offset/" + topic;
+  k.push_back('\0');
+  return k;
+}
+
+std::string OffsetKey(const std::string& topic, int32_t partition) {
+  std::string k = OffsetKeyPrefix(topic);
+  PutBigEndian32(&k, static_cast<uint32_t>(partition) ^ 0x80000000u);
+  return k;
+}
+
+bool DecodeOffsetKey(std::string_view key, std::string_view prefix, int32_t* partition) {
+  if (key.size() != prefix.size() + 4 || key.substr(0, prefix.size()) != prefix) return false;
+  *partition = static_cast<int32_t>(GetBigEndian32(key.data() + prefix.size()) ^ 0x80000000u);
+  return true;
+}
+
+void EncodeUser(const engine::UserState& s, std::string* out) {
+  out->clear();
+  out->reserve(1 + 4 + 8 * s.p.size() + 40 +
+               4 * (s.seen.size() + 2 * s.recent_items.size() + s.sketch.size()));
+  PutInt(out, kCodecVersion);
+  PutInt(out, static_cast<uint32_t>(s.p.size()));
+  PutArray(out, s.p.data(), s.p.size());
+  PutArray(out, s.h.data(), s.p.size());
+  PutF32(out, s.z);
+  PutF32(out, s.grad_sq);
+  PutInt(out, s.events);
+  PutInt(out, s.last_ts);
+  PutList(out, s.seen);
+  PutList(out, s.recent_items);
+  PutArray(out, s.recent_weights.data(), s.recent_items.size());
+  PutInt(out, static_cast<uint8_t>(s.sketch_empty ? 1 : 0));
+  PutList(out, s.sketch);
+}
+
+bool DecodeUser(std::string_view in, int dim, engine::UserState* s) {
+  Reader r(in);
+  uint32_t d = 0;
+  uint8_t empty = 0;
+  if (!r.Version() || !r.Int(&d) || d != static_cast<uint32_t>(dim)) return false;
+  if (!r.Array(&s->p, d) || !r.Array(&s->h, d) || !r.F32(&s->z) || !r.F32(&s->grad_sq) ||
+      !r.Int(&s->events) || !r.Int(&s->last_ts) || !r.List(&s->seen) || !r.List(&s->recent_items) ||
+      !r.Array(&s->recent_weights, s->recent_items.size()) || !r.Int(&empty) || !r.List(&s->sketch))
+    return false;
+  s->sketch_empty = empty != 0;
+  return r.done();
+}
+
+void EncodeItem(const engine::ItemState& s, std::string* out) {
+  out->clear();
+  out->reserve(1 + 4 + 4 * s.v.size() + 24);
+  PutInt(out, kCodecVersion);
+  PutInt(out, static_cast<uint32_t>(s.v.size()));
+  PutArray(out, s.v.data(), s.v.size());
+  PutF32(out, s.bias);
+  PutF32(out, s.grad_sq);
+  PutF32(out, s.count);
+  PutF64(out, s.pop);
+  PutF32(out, s.graph_count);
+}
+
+bool DecodeItem(std::string_view in, int dim, engine::ItemState* s) {
+  Reader r(in);
+  uint32_t d = 0;
+  if (!r.Version() || !r.Int(&d) || d != static_cast<uint32_t>(dim)) return false;
+  return r.Array(&s->v, d) && r.F32(&s->bias) && r.F32(&s->grad_sq) && r.F32(&s->count) &&
+         r.F64(&s->pop) && r.F32(&s->graph_count) && r.done();
+}
+
+void EncodeEdgeWeight(float w, std::string* out) {
+  out->clear();
+  PutInt(out, kCodecVersion);
+  PutF32(out, w);
+}
+
+bool DecodeEdgeWeight(std::string_view in, float* w) {
+  Reader r(in);
+  return r.Version() && r.F32(w) && r.done();
+}
+
+void EncodeGlobal(const engine::GlobalState& g, std::string* out) {
+  out->clear();
+  PutInt(out, kCodecVersion);
+  PutInt(out, g.clock);
+  PutInt(out, g.pop_anchor);
+  PutInt(out, g.recent_pos_next);
+  for (float f : g.mix) PutF32(out, f);
+  for (float f : g.mix_grad_sq) PutF32(out, f);
+  PutList(out, g.recent_positives);
+}
+
+bool DecodeGlobal(std::string_view in, engine::GlobalState* g) {
+  Reader r(in);
+  if (!r.Version() || !r.Int(&g->clock) || !r.Int(&g->pop_anchor) || !r.Int(&g->recent_pos_next))
+    return false;
+  for (float& f : g->mix)
+    if (!r.F32(&f)) return false;
+  for (float& f : g->mix_grad_sq)
+    if (!r.F32(&f)) return false;
+  return r.List(&g->recent_positives) && r.done();
+}
+
+void EncodeU64(uint64_t v, std::string* out) {
+  out->clear();
+  PutInt(out, kCodecVersion);
+  PutInt(out, v);
+}
+
+bool DecodeU64(std::string_view in, uint64_t* v) {
+  Reader r(in);
+  return r.Version() && r.Int(v) && r.done();
+}
+
+void EncodeI64(int64_t v, std::string* out) {
+  out->clear();
+  PutInt(out, kCodecVersion);
+  PutInt(out, v);
+}
+
+bool DecodeI64(std::string_view in, int64_t* v) {
+  Reader r(in);
+  return r.Version() && r.Int(v) && r.done();
+}
+
+}  // namespace simstream::storage

@@ -1,0 +1,155 @@
+#include "storage/flusher.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <set>
+
+namespace simstream::storage {
+
+engine::ChangeSet MergeChangeSets(engine::ChangeSet older, engine::ChangeSet newer) {
+  engine::ChangeSet out;
+  const std::set<uint32_t> forgotten_new(newer.forgotten_users.begin(),
+                                         newer.forgotten_users.end());
+  std::set<uint32_t> forgotten(forgotten_new);
+  forgotten.insert(older.forgotten_users.begin(), older.forgotten_users.end());
+  out.forgotten_users.assign(forgotten.begin(), forgotten.end());
+
+  std::map<uint32_t, engine::UserState> users;
+  for (auto& [u, s] : older.users)
+    if (!forgotten_new.count(u)) users[u] = std::move(s);
+  for (auto& [u, s] : newer.users) users[u] = std::move(s);
+  for (auto& [u, s] : users) out.users.emplace_back(u, std::move(s));
+
+  std::map<uint32_t, engine::ItemState> items;
+  for (auto& [i, s] : older.items) items[i] = std::move(s);
+  for (auto& [i, s] : newer.items) items[i] = std::move(s);
+  for (auto& [i, s] : items) out.items.emplace_back(i, std::move(s));
+
+  // A row rewritten in `newer` is complete there; otherwise newer edges overlay older ones.
+  const std::set<uint32_t> rewritten_new(newer.rewritten_rows.begin(), newer.rewritten_rows.end());
+  std::set<uint32_t> rewritten(rewritten_new);
+  rewritten.insert(older.rewritten_rows.begin(), older.rewritten_rows.end());
+  out.rewritten_rows.assign(rewritten.begin(), rewritten.end());
+  std::map<uint64_t, float> edges;
+  for (const auto& e : older.edges)
+    if (!rewritten_new.count(e.a)) edges[uint64_t{e.a} << 32 | e.b] = e.w;
+  for (const auto& e : newer.edges) edges[uint64_t{e.a} << 32 | e.b] = e.w;
+  for (const auto& [k, w] : edges)
+    out.edges.push_back({static_cast<uint32_t>(k >> 32), static_cast<uint32_t>(k), w});
+
+  // An older id of a user forgotten in `newer` is overwritten by the tombstone, which the
+  // batch writes before the dictionary entries: drop it here.
+  auto merge_ids = [](auto& a, auto& b, const std::set<uint32_t>& forgotten_later) {
+    std::map<uint32_t, std::string> m;
+    for (auto& [i, id] : a)
+      if (!forgotten_later.count(i)) m[i] = std::move(id);
+    for (auto& [i, id] : b) m[i] = std::move(id);
+    return std::vector<std::pair<uint32_t, std::string>>(m.begin(), m.end());
+  };
+  out.new_user_ids = merge_ids(older.new_user_ids, newer.new_user_ids, forgotten_new);
+  out.new_item_ids = merge_ids(older.new_item_ids, newer.new_item_ids, {});
+
+  out.global = std::move(newer.global);
+  out.next_offsets = std::move(older.next_offsets);
+  for (const auto& [p, o] : newer.next_offsets) out.next_offsets[p] = o;
+  out.events_applied = newer.events_applied;
+  out.dim = newer.dim != 0 ? newer.dim : older.dim;
+  return out;
+}
+
+Flusher::Flusher(engine::Engine& engine, StateStore& store, const config::StorageOptions& opts)
+    : engine_(engine), store_(store), opts_(opts) {
+  engine_.SetChangeTracking(true);
+}
+
+Flusher::~Flusher() {
+  if (!stopped_) (void)Stop();
+}
+
+Status Flusher::FlushNow() {
+  std::lock_guard lock(flush_mu_);
+  const auto start = std::chrono::steady_clock::now();
+  engine::ChangeSet cs;
+  engine_.TakeChanges(cs);
+  if (pending_) {
+    cs = MergeChangeSets(std::move(*pending_), std::move(cs));
+    pending_.reset();
+  }
+  // Nothing new since the last write: skip it (an idle daemon does not write every interval).
+  if (cs.empty() && stats_.flushes > 0 && cs.events_applied == stats_.events_flushed &&
+      cs.next_offsets == last_offsets_)
+    return Status::Ok();
+  Status st = store_.Write(cs);
+  if (!st.ok()) {
+    ++stats_.failures;
+    stats_.last_error = st.error();
+    stats_.pending = true;
+    pending_ = std::move(cs);
+    return st;
+  }
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  ++stats_.flushes;
+  stats_.last_latency_ms = ms;
+  stats_.last_rows = cs.users.size() + cs.items.size();
+  stats_.rows_written += stats_.last_rows;
+  stats_.edges_written += cs.edges.size();
+  stats_.events_flushed = cs.events_applied;
+  last_offsets_ = cs.next_offsets;
+  stats_.pending = false;
+  stats_.last_error.reset();
+  return Status::Ok();
+}
+
+Status Flusher::MaybeFlush() {
+  uint64_t flushed;
+  {
+    std::lock_guard lock(flush_mu_);
+    flushed = stats_.events_flushed;
+  }
+  if (engine_.events_applied() - flushed <
+      static_cast<uint64_t>(std::max<int64_t>(opts_.flush_max_dirty, 1)))
+    return Status::Ok();
+  return FlushNow();
+}
+
+void Flusher::Start() {
+  std::lock_guard lock(thread_mu_);
+  if (thread_.joinable()) return;
+  stop_ = false;
+  thread_ = std::thread([this] { Run(); });
+}
+
+Status Flusher::Stop() {
+  {
+    std::lock_guard lock(thread_mu_);
+    stop_ = true;
+    stopped_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  return FlushNow();
+}
+
+FlushStats Flusher::stats() const {
+  std::lock_guard lock(flush_mu_);
+  return stats_;
+}
+
+void Flusher::Run() {
+  const auto interval = std::chrono::milliseconds(std::max<int64_t>(opts_.flush_interval_ms, 1));
+  std::unique_lock lock(thread_mu_);
+  while (!stop_) {
+    if (wake_.wait_for(lock, interval, [this] { return stop_; })) break;
+    lock.unlock();
+    if (Status st = FlushNow(); !st.ok()) {
+      // No caller to return it to: say it once per failure (stats() keeps it for /metrics).
+      std::fprintf(stderr, "simstream: storage flush failed, changes kept for retry: %s: %s\n",
+                   st.error().code.c_str(), st.error().message.c_str());
+    }
+    lock.lock();
+  }
+}
+
+}  // namespace simstream::storage

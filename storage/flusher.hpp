@@ -1,0 +1,85 @@
+// Write-behind of the engine's state: the engine marks rows dirty as it learns; a flush takes
+// every dirty row (each written once, however often it changed) together with the consumed
+// offsets and events_applied of that instant, and writes them as one atomic batch.
+//
+// A failed write loses nothing: its ChangeSet is kept and merged (MergeChangeSets) with the
+// changes taken at the next flush, which retries the union. Until a write succeeds the stored
+// offsets stay behind, so a crash in between replays the events instead of losing them. The
+// error is returned by FlushNow() and kept in stats() (the daemon decides whether to stop).
+//
+// Thread safety: FlushNow, MaybeFlush and stats may be called from any thread; flushes are
+// serialised. Start() runs a background thread flushing every storage.flush_interval_ms;
+// Stop() ends it after one final flush; the destructor runs Stop() unless it already ran.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "config/options.hpp"
+#include "config/result.hpp"
+#include "engine/engine.hpp"
+#include "engine/state.hpp"
+#include "storage/state_store.hpp"
+
+namespace simstream::storage {
+
+struct FlushStats {
+  uint64_t flushes = 0;             // successful writes
+  uint64_t failures = 0;            // failed writes (their changes were kept for the next one)
+  double last_latency_ms = 0;       // duration of the last successful flush (take + write)
+  uint64_t last_rows = 0;           // user + item rows of the last successful flush
+  uint64_t rows_written = 0;        // user + item rows, all flushes
+  uint64_t edges_written = 0;       // co-occurrence edges, all flushes
+  uint64_t events_flushed = 0;      // events_applied at the last successful flush
+  bool pending = false;             // a failed ChangeSet waits for the next flush
+  std::optional<Error> last_error;  // of the last failed flush, cleared by a success
+};
+
+// `newer` applied after `older`, as one ChangeSet: the state it writes equals writing `older`
+// and then `newer`. Rows and dictionary entries: the newer copy wins; forgotten users drop their
+// older rows; a row rewritten in `newer` drops the older edges of that row; stream position,
+// global state and events_applied come from `newer`.
+engine::ChangeSet MergeChangeSets(engine::ChangeSet older, engine::ChangeSet newer);
+
+class Flusher {
+ public:
+  // Turns on the engine's change tracking (rows changed before that are not seen: create the
+  // flusher after LoadInto and before the first Apply). `engine` and `store` must outlive it.
+  Flusher(engine::Engine& engine, StateStore& store, const config::StorageOptions& opts);
+  ~Flusher();
+  Flusher(const Flusher&) = delete;
+  Flusher& operator=(const Flusher&) = delete;
+
+  // Takes the engine's changes and writes them (with any kept failed changes) in one batch.
+  [[nodiscard]] Status FlushNow();
+  // The size trigger: flushes when at least storage.flush_max_dirty events were applied since
+  // the last successful flush (the Kafka source calls it after each batch). Else does nothing.
+  [[nodiscard]] Status MaybeFlush();
+  void Start();
+  // Stops the background thread and flushes once more; returns that flush's status.
+  Status Stop();
+  FlushStats stats() const;
+
+ private:
+  void Run();
+
+  engine::Engine& engine_;
+  StateStore& store_;
+  const config::StorageOptions opts_;
+  mutable std::mutex flush_mu_;  // serialises flushes, guards pending_ and stats_
+  std::optional<engine::ChangeSet> pending_;
+  FlushStats stats_;
+  std::map<int32_t, int64_t> last_offsets_;  // of the last successful write
+  std::mutex thread_mu_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  bool stopped_ = false;  // Stop() ran: the destructor does not flush again
+  std::thread thread_;
+};
+
+}  // namespace simstream::storage

@@ -1,0 +1,377 @@
+// The RocksDB backend of StateStore.
+//
+// Column families (one per kind of row, so a load is five sequential scans):
+//   users  IndexKey(u) -> EncodeUser      items  IndexKey(i) -> EncodeItem
+//   edges  EdgeKey(a, b) -> weight        dict   DictKey('u'|'i', index) -> external id
+//   meta   "settings" (JSON), "global", "events_applied", OffsetKey(topic, partition)
+// A forgotten user's dictionary entry keeps its key with an empty value: the index stays taken
+// (indices are never reused) while the external id is gone.
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "storage/codec.hpp"
+#include "storage/state_store.hpp"
+
+namespace simstream::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kSettingsKey = "settings";
+constexpr const char* kGlobalKey = "global";
+constexpr const char* kEventsAppliedKey = "events_applied";
+
+enum Cf : size_t { kUsers = 0, kItems, kEdges, kDict, kMeta, kNumCf };
+constexpr const char* kCfNames[kNumCf] = {"users", "items", "edges", "dict", "meta"};
+
+bool ContainsNoCase(std::string haystack, std::string needle) {
+  auto lower = [](std::string& s) {
+    std::transform(s.begin(), s.end(), s.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  };
+  lower(haystack);
+  lower(needle);
+  return haystack.find(needle) != std::string::npos;
+}
+
+// Turns a RocksDB status into the storage error codes of state_store.hpp.
+Error MapStatus(const rocksdb::Status& s, const std::string& path, const std::string& what) {
+  const std::string msg = s.ToString();
+  if (s.IsIOError() && (ContainsNoCase(msg, "lock") && !s.IsNoSpace())) {
+    return {"storage_locked",
+            "another simstream process (or another open handle in this one) is using " + path +
+                " (" + msg +
+                "). Stop that process first, or point storage.path (--data-dir) at a different "
+                "directory."};
+  }
+  if (s.IsCorruption()) {
+    return {"storage_corrupt",
+            what + ": RocksDB detected corruption in " + path + ": " + msg +
+                ". Restore the state from a checkpoint (`simstream checkpoint` copy; point "
+                "storage.path at it), or start on an empty directory to rebuild from the topic."};
+  }
+  if (s.IsNoSpace()) {
+    return {"storage_io", what + ": the disk holding " + path + " is full (" + msg +
+                              "). Free space and restart; nothing of the failed write was kept."};
+  }
+  return {"storage_io", what + " failed on " + path + ": " + msg};
+}
+
+nlohmann::json SettingsOf(const config::ModelOptions& m) {
+  // The settings whose change would change the meaning of stored rows: the vector length,
+  // the geometry the loss learns, the seed of every replayed random draw, the sketch length.
+  return {{"schema_version", kSchemaVersion},
+          {"dim", m.dim},
+          {"loss", m.loss},
+          {"seed", m.seed},
+          {"minhash_size", m.minhash_size}};
+}
+
+class RocksDbStore final : public StateStore {
+ public:
+  RocksDbStore(std::string path, const config::ModelOptions& model, std::string topic)
+      : path_(std::move(path)), model_(model), topic_(std::move(topic)) {}
+
+  ~RocksDbStore() override {
+    if (!db_) return;
+    for (auto* h : handles_) (void)db_->DestroyColumnFamilyHandle(h);
+    (void)db_->Close();
+  }
+
+  Status Open() {
+    std::error_code ec;
+    fs::create_directories(path_, ec);
+    if (ec) return Error{"storage_io", "cannot create " + path_ + ": " + ec.message()};
+
+    rocksdb::Options opts;
+    opts.create_if_missing = true;
+    opts.create_missing_column_families = true;
+    opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+    opts.keep_log_file_num = 5;
+    opts.max_background_jobs = 2;
+    rocksdb::ColumnFamilyOptions cf_opts;
+    rocksdb::BlockBasedTableOptions table;
+    table.block_size = 32 * 1024;  // rows are read in scans: fewer, larger blocks load faster
+    cf_opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    cf_opts.compression = rocksdb::kLZ4Compression;
+    // One flush of a busy second is tens of MB (user rows are ~1.4 KB at d = 64): memtables
+    // large enough to take it without a write stall.
+    cf_opts.write_buffer_size = 128 << 20;
+    cf_opts.max_write_buffer_number = 4;
+
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    for (const char* name : kCfNames) cfs.emplace_back(name, cf_opts);
+    cfs.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_opts);
+    // Column families of a later version are opened too (RocksDB requires all of them).
+    std::vector<std::string> existing;
+    if (rocksdb::DB::ListColumnFamilies(opts, path_, &existing).ok()) {
+      for (const auto& name : existing) {
+        if (std::none_of(cfs.begin(), cfs.end(), [&](const auto& d) { return d.name == name; }))
+          cfs.emplace_back(name, cf_opts);
+      }
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    rocksdb::Status s = rocksdb::DB::Open(opts, path_, cfs, &handles, &db);
+    if (!s.ok()) return MapStatus(s, path_, "opening the state store");
+    db_.reset(db);
+    handles_ = handles;
+    return CheckSettings();
+  }
+
+  Status Write(const engine::ChangeSet& cs) override {
+    if (cs.dim != 0 && cs.dim != model_.dim) {
+      return Error{"schema_mismatch", "changes of dimension " + std::to_string(cs.dim) +
+                                          " written to a store of dimension " +
+                                          std::to_string(model_.dim)};
+    }
+    rocksdb::WriteBatch batch;
+    std::string buf;
+    auto check = [&](const rocksdb::Status& st) { return st.ok(); };
+    bool ok = true;
+    for (uint32_t u : cs.forgotten_users) {
+      ok &= check(batch.Delete(handles_[kUsers], IndexKey(u)));
+      ok &= check(batch.Put(handles_[kDict], DictKey('u', u), rocksdb::Slice()));
+    }
+    for (uint32_t a : cs.rewritten_rows)
+      ok &= check(batch.DeleteRange(handles_[kEdges], EdgeKey(a, 0), EdgeRowEnd(a)));
+    for (const auto& [u, st] : cs.users) {
+      EncodeUser(st, &buf);
+      ok &= check(batch.Put(handles_[kUsers], IndexKey(u), buf));
+    }
+    for (const auto& [i, st] : cs.items) {
+      EncodeItem(st, &buf);
+      ok &= check(batch.Put(handles_[kItems], IndexKey(i), buf));
+    }
+    for (const engine::EdgeState& e : cs.edges) {
+      if (e.w == 0.0f) {
+        ok &= check(batch.Delete(handles_[kEdges], EdgeKey(e.a, e.b)));
+      } else {
+        EncodeEdgeWeight(e.w, &buf);
+        ok &= check(batch.Put(handles_[kEdges], EdgeKey(e.a, e.b), buf));
+      }
+    }
+    // An empty id is a tombstone: the index stays taken, the external id is gone.
+    for (const auto& [idx, id] : cs.new_user_ids)
+      ok &= check(batch.Put(handles_[kDict], DictKey('u', idx), id));
+    for (const auto& [idx, id] : cs.new_item_ids)
+      ok &= check(batch.Put(handles_[kDict], DictKey('i', idx), id));
+    EncodeGlobal(cs.global, &buf);
+    ok &= check(batch.Put(handles_[kMeta], kGlobalKey, buf));
+    for (const auto& [partition, offset] : cs.next_offsets) {
+      EncodeI64(offset, &buf);
+      ok &= check(batch.Put(handles_[kMeta], OffsetKey(topic_, partition), buf));
+    }
+    EncodeU64(cs.events_applied, &buf);
+    ok &= check(batch.Put(handles_[kMeta], kEventsAppliedKey, buf));
+    if (!ok) return Error{"storage_io", "could not build the write batch for " + path_};
+
+    rocksdb::WriteOptions wo;
+    wo.sync = false;  // see state_store.hpp: a process crash loses nothing; power loss re-reads
+    wo.disableWAL = false;
+    const rocksdb::Status s = db_->Write(wo, &batch);
+    if (!s.ok()) return MapStatus(s, path_, "writing a batch");
+    return Status::Ok();
+  }
+
+  Status Visit(StateVisitor& visitor) override {
+    const int dim = static_cast<int>(model_.dim);
+    Status st = Scan(kDict, [&](std::string_view k, std::string_view v) {
+      char kind;
+      uint32_t idx;
+      if (!DecodeDictKey(k, &kind, &idx)) return false;
+      if (kind == 'u')
+        visitor.UserId(idx, v);
+      else
+        visitor.ItemId(idx, v);
+      return true;
+    });
+    if (!st.ok()) return st;
+    engine::ItemState item;  // decoded into in place: no allocation per row once warm
+    st = Scan(kItems, [&](std::string_view k, std::string_view v) {
+      uint32_t idx;
+      if (!DecodeIndexKey(k, &idx) || !DecodeItem(v, dim, &item)) return false;
+      visitor.Item(idx, item);
+      return true;
+    });
+    if (!st.ok()) return st;
+    engine::UserState user;
+    st = Scan(kUsers, [&](std::string_view k, std::string_view v) {
+      uint32_t idx;
+      if (!DecodeIndexKey(k, &idx) || !DecodeUser(v, dim, &user)) return false;
+      visitor.User(idx, user);
+      return true;
+    });
+    if (!st.ok()) return st;
+    st = Scan(kEdges, [&](std::string_view k, std::string_view v) {
+      engine::EdgeState e;
+      if (!DecodeEdgeKey(k, &e.a, &e.b) || !DecodeEdgeWeight(v, &e.w)) return false;
+      visitor.Edge(e);
+      return true;
+    });
+    if (!st.ok()) return st;
+
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kMeta], kGlobalKey, &value);
+    if (s.IsNotFound()) return Status::Ok();  // nothing was ever written
+    if (!s.ok()) return MapStatus(s, path_, "reading the global state");
+    engine::GlobalState g;
+    if (!DecodeGlobal(value, &g)) return Corrupt("meta/global");
+    auto offsets = Offsets();
+    if (!offsets.ok()) return offsets.error();
+    auto applied = EventsApplied();
+    if (!applied.ok()) return applied.error();
+    visitor.Global(g, offsets.value(), applied.value());
+    return Status::Ok();
+  }
+
+  int dim() const override { return static_cast<int>(model_.dim); }
+
+  Result<std::map<int32_t, int64_t>> Offsets() const override {
+    std::map<int32_t, int64_t> out;
+    const std::string prefix = OffsetKeyPrefix(topic_);
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handles_[kMeta]));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      int32_t partition;
+      int64_t offset;
+      if (!DecodeOffsetKey(it->key().ToStringView(), prefix, &partition) ||
+          !DecodeI64(it->value().ToStringView(), &offset))
+        return Corrupt("meta/offset");
+      out[partition] = offset;
+    }
+    if (!it->status().ok()) return MapStatus(it->status(), path_, "reading offsets");
+    return out;
+  }
+
+  Result<uint64_t> EventsApplied() const override {
+    std::string value;
+    rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), handles_[kMeta], kEventsAppliedKey, &value);
+    if (s.IsNotFound()) return uint64_t{0};
+    if (!s.ok()) return MapStatus(s, path_, "reading events_applied");
+    uint64_t n;
+    if (!DecodeU64(value, &n)) return Corrupt("meta/events_applied");
+    return n;
+  }
+
+  Status Checkpoint(const std::string& dir) override {
+    std::error_code ec;
+    if (fs::exists(dir, ec)) {
+      return Error{"already_exists",
+                   "checkpoint directory " + dir + " exists; name a new directory"};
+    }
+    rocksdb::Checkpoint* raw = nullptr;
+    rocksdb::Status s = rocksdb::Checkpoint::Create(db_.get(), &raw);
+    std::unique_ptr<rocksdb::Checkpoint> cp(raw);
+    if (s.ok()) s = cp->CreateCheckpoint(dir);
+    if (!s.ok()) return MapStatus(s, dir, "creating a checkpoint");
+    return Status::Ok();
+  }
+
+  uint64_t SizeBytes() const override {
+    uint64_t total = 0;
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(path_, ec), end; !ec && it != end; it.increment(ec)) {
+      std::error_code fec;
+      if (it->is_regular_file(fec)) total += it->file_size(fec);
+    }
+    return total;
+  }
+
+  Status PurgeDeleted() override {
+    rocksdb::FlushOptions fo;
+    fo.wait = true;
+    // Flushing every family retires the WAL files that still hold deleted values.
+    rocksdb::Status s = db_->Flush(fo, handles_);
+    rocksdb::CompactRangeOptions co;
+    co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    for (size_t cf = 0; cf < kNumCf && s.ok(); ++cf)
+      s = db_->CompactRange(co, handles_[cf], nullptr, nullptr);
+    if (s.ok()) s = db_->FlushWAL(/*sync=*/true);
+    if (!s.ok()) return MapStatus(s, path_, "purging deleted rows");
+    return Status::Ok();
+  }
+
+ private:
+  Error Corrupt(const std::string& what) const {
+    return {"storage_corrupt",
+            "undecodable " + what + " value in " + path_ +
+                ". Restore the state from a checkpoint (point storage.path at "
+                "it), or start on an empty directory to rebuild from the topic."};
+  }
+
+  // Calls f(key, value) for every row of `cf` in key order; f returns false on a bad row.
+  template <typename F>
+  Status Scan(Cf cf, F&& f) {
+    rocksdb::ReadOptions ro;
+    ro.readahead_size = 4 << 20;
+    ro.fill_cache = false;  // one pass: do not evict what queries later need
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handles_[cf]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (!f(it->key().ToStringView(), it->value().ToStringView()))
+        return Corrupt(std::string(kCfNames[cf]) + " row");
+    }
+    if (!it->status().ok()) return MapStatus(it->status(), path_, "loading the state");
+    return Status::Ok();
+  }
+
+  Status CheckSettings() {
+    const nlohmann::json want = SettingsOf(model_);
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kMeta], kSettingsKey, &value);
+    if (s.IsNotFound()) {
+      s = db_->Put(rocksdb::WriteOptions(), handles_[kMeta], kSettingsKey, want.dump());
+      if (!s.ok()) return MapStatus(s, path_, "writing the schema");
+      return Status::Ok();
+    }
+    if (!s.ok()) return MapStatus(s, path_, "reading the schema");
+    const nlohmann::json have = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
+    if (have.is_discarded() || !have.is_object()) return Corrupt("meta/settings");
+    std::string diffs;
+    for (const auto& [key, wanted] : want.items()) {
+      const auto it = have.find(key);
+      const std::string stored = it == have.end() ? "(absent)" : it->dump();
+      if (it == have.end() || *it != wanted) {
+        if (!diffs.empty()) diffs += ", ";
+        diffs += (key == "schema_version" ? key : "model." + key) + ": stored " + stored +
+                 ", configured " + wanted.dump();
+      }
+    }
+    if (diffs.empty()) return Status::Ok();
+    return Error{"schema_mismatch",
+                 "the state in " + path_ + " was built with different settings (" + diffs +
+                     "). Start with the stored settings, or use a new storage.path (--data-dir) "
+                     "for the new ones."};
+  }
+
+  const std::string path_;
+  const config::ModelOptions model_;
+  const std::string topic_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<StateStore>> OpenRocksDbStore(const config::StorageOptions& storage,
+                                                     const config::ModelOptions& model,
+                                                     const std::string& topic) {
+  auto store = std::make_unique<RocksDbStore>(storage.path, model, topic);
+  if (Status st = store->Open(); !st.ok()) return st.error();
+  return std::unique_ptr<StateStore>(std::move(store));
+}
+
+}  // namespace simstream::storage

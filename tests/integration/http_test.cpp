@@ -1,0 +1,843 @@
+// The HTTP API end to end over real sockets: every route, every error, limits, timeouts,
+// pipelining, tokens, stop. The server runs on an ephemeral loopback port.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "connectors/http_routes.hpp"
+#include "connectors/http_server.hpp"
+#include "storage/state_store.hpp"
+
+namespace simstream::connectors {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+// The server's real collaborator in-process: applies published events straight into the
+// engine on partition 0 with increasing offsets (what the Kafka consumer would do).
+class EngineSink : public EventSink {
+ public:
+  explicit EngineSink(engine::Engine& e) : engine_(e) {}
+  Result<std::vector<PublishedOffset>> Publish(const std::vector<engine::Event>& events) override {
+    std::lock_guard lock(mu_);
+    std::vector<engine::SourcedEvent> batch;
+    std::vector<PublishedOffset> out;
+    for (const auto& ev : events) {
+      batch.push_back({ev, 0, next_});
+      out.push_back({0, next_++});
+    }
+    (void)engine_.Apply(batch);
+    return out;
+  }
+  int64_t published() {
+    std::lock_guard lock(mu_);
+    return next_;
+  }
+
+ private:
+  engine::Engine& engine_;
+  std::mutex mu_;
+  int64_t next_ = 0;
+};
+
+// Applies on partition 5 only after a delay (like a consumer lagging behind the producer).
+class DelayedSink : public EventSink {
+ public:
+  DelayedSink(engine::Engine& e, std::chrono::milliseconds delay) : engine_(e), delay_(delay) {}
+  ~DelayedSink() override {
+    for (auto& t : threads_) t.join();
+  }
+  Result<std::vector<PublishedOffset>> Publish(const std::vector<engine::Event>& events) override {
+    std::lock_guard lock(mu_);
+    std::vector<engine::SourcedEvent> batch;
+    std::vector<PublishedOffset> out;
+    for (const auto& ev : events) {
+      batch.push_back({ev, 5, next_});
+      out.push_back({5, next_++});
+    }
+    threads_.emplace_back([this, batch] {
+      std::this_thread::sleep_for(delay_);
+      (void)engine_.Apply(batch);
+    });
+    return out;
+  }
+
+ private:
+  engine::Engine& engine_;
+  std::chrono::milliseconds delay_;
+  std::mutex mu_;
+  int64_t next_ = 0;
+  std::vector<std::thread> threads_;
+};
+
+// Publishes to a partition nobody consumes, or fails outright.
+class StuckSink : public EventSink {
+ public:
+  explicit StuckSink(bool fail) : fail_(fail) {}
+  Result<std::vector<PublishedOffset>> Publish(const std::vector<engine::Event>& events) override {
+    if (fail_) return Error{"broker_down", "secret internal broker detail 10.0.0.7"};
+    std::vector<PublishedOffset> out;
+    for (size_t i = 0; i < events.size(); ++i) out.push_back({9, static_cast<int64_t>(i)});
+    return out;
+  }
+
+ private:
+  bool fail_;
+};
+
+struct Resp {
+  int status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;
+  json Json() const { return json::parse(body, nullptr, false); }
+};
+
+void SetSocketTimeout(tcp::socket& s, int ms) {
+  timeval tv{ms / 1000, (ms % 1000) * 1000};
+  setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(s.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+// One keep-alive connection.
+class Client {
+ public:
+  explicit Client(uint16_t port) : socket_(ioc_) {
+    socket_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    SetSocketTimeout(socket_, 10000);
+  }
+  Resp Send(http::verb method, const std::string& target, const std::string& body = "",
+            const std::string& token = "") {
+    http::request<http::string_body> req{method, target, 11};
+    req.set(http::field::host, "localhost");
+    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+    if (!body.empty() || method == http::verb::post) {
+      req.set(http::field::content_type, "application/json");
+      req.body() = body;
+    }
+    req.prepare_payload();
+    http::write(socket_, req);
+    return Read();
+  }
+  Resp Read() {
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(64 << 20);
+    http::read(socket_, buffer_, parser);
+    Resp r;
+    r.status = static_cast<int>(parser.get().result_int());
+    r.body = parser.get().body();
+    for (const auto& f : parser.get())
+      r.headers[std::string(f.name_string())] = std::string(f.value());
+    return r;
+  }
+  void WriteRaw(const std::string& bytes) { net::write(socket_, net::buffer(bytes)); }
+  // True when the server closed the connection (EOF or reset) with no more bytes.
+  bool ClosedByPeer() {
+    char c;
+    beast::error_code ec;
+    socket_.read_some(net::buffer(&c, 1), ec);
+    return ec == net::error::eof || ec == net::error::connection_reset;
+  }
+  tcp::socket& socket() { return socket_; }
+
+ private:
+  net::io_context ioc_;
+  tcp::socket socket_;
+  beast::flat_buffer buffer_;
+};
+
+Resp Call(uint16_t port, http::verb method, const std::string& target, const std::string& body = "",
+          const std::string& token = "") {
+  Client c(port);
+  return c.Send(method, target, body, token);
+}
+
+config::Options EngineOptions() {
+  config::Options o;
+  o.model.dim = 16;
+  return o;
+}
+
+class HttpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    engine_ = std::make_unique<engine::Engine>(EngineOptions());
+    sink_ = std::make_unique<EngineSink>(*engine_);
+    // u1..u20 over items i0..i29, so models and neighbourhoods exist.
+    std::vector<engine::Event> events;
+    for (int u = 1; u <= 20; ++u) {
+      for (int j = 0; j < 6; ++j) {
+        engine::Event e;
+        e.user = "u" + std::to_string(u);
+        e.item = "i" + std::to_string((u * 7 + j * 3) % 30);
+        e.ts_ms = 1000 + u * 10 + j;
+        events.push_back(e);
+      }
+    }
+    ASSERT_TRUE(sink_->Publish(events).ok());
+    base_events_ = events.size();
+  }
+  void TearDown() override {
+    if (server_) server_->Stop();
+    std::filesystem::remove_all(checkpoints_);
+  }
+
+  void StartServer(config::ServerOptions so = {}, HttpServerOptions ho = {},
+                   EventSink* sink = nullptr, bool no_sink = false) {
+    so.listen = "127.0.0.1:0";
+    so.threads = 2;
+    ho.event_rules.type_weights = config::ModelOptions{}.event_weights;
+    HttpDeps deps;
+    deps.engine = engine_.get();
+    deps.sink = no_sink ? nullptr : (sink ? sink : sink_.get());
+    deps.store = store_;
+    deps.flush = [this] {
+      ++flushes_;
+      return Status::Ok();
+    };
+    deps.ready = [this] { return ready_.load(); };
+    deps.consumer_lag = [] { return std::map<int32_t, int64_t>{{0, 3}}; };
+    deps.checkpoint_dir = [this] { return checkpoints_; };
+    auto s = HttpServer::Start(so, ho, deps);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    server_ = std::move(*s);
+    port_ = server_->port();
+    ASSERT_NE(port_, 0);
+  }
+
+  Resp Get(const std::string& target, const std::string& token = "") {
+    return Call(port_, http::verb::get, target, "", token);
+  }
+  Resp Post(const std::string& target, const std::string& body, const std::string& token = "") {
+    return Call(port_, http::verb::post, target, body, token);
+  }
+
+  std::unique_ptr<engine::Engine> engine_;
+  std::unique_ptr<EngineSink> sink_;
+  std::unique_ptr<HttpServer> server_;
+  storage::StateStore* store_ = nullptr;
+  uint16_t port_ = 0;
+  size_t base_events_ = 0;
+  std::atomic<int> flushes_{0};
+  std::atomic<bool> ready_{true};
+  std::string checkpoints_ = (std::filesystem::temp_directory_path() /
+                              ("simstream-http-test-" + std::to_string(::getpid())))
+                                 .string();
+};
+
+void ExpectError(const Resp& r, int status, const std::string& code) {
+  EXPECT_EQ(r.status, status) << r.body;
+  const json j = r.Json();
+  ASSERT_TRUE(j.is_object()) << r.body;
+  ASSERT_TRUE(j.contains("error")) << r.body;
+  EXPECT_EQ(j["error"]["code"], code) << r.body;
+  EXPECT_TRUE(j["error"]["message"].is_string());
+}
+
+TEST_F(HttpTest, HealthAndReadiness) {
+  StartServer();
+  EXPECT_EQ(Get("/healthz").status, 200);
+  EXPECT_EQ(Get("/readyz").status, 200);
+  ready_ = false;
+  ExpectError(Get("/readyz"), 503, "not_ready");
+  EXPECT_EQ(Get("/healthz").status, 200);
+}
+
+TEST_F(HttpTest, RecommendationsExcludeSeenAndRequested) {
+  StartServer();
+  Resp r = Get("/v1/users/u1/recommendations?k=5");
+  ASSERT_EQ(r.status, 200) << r.body;
+  json j = r.Json();
+  EXPECT_EQ(j["user"], "u1");
+  EXPECT_TRUE(j["source"] == "model" || j["source"] == "popular");
+  ASSERT_TRUE(j["items"].is_array());
+  EXPECT_GE(j["items"].size(), 1u);
+  EXPECT_LE(j["items"].size(), 5u);
+  // u1's history: (7 + 3j) % 30 for j < 6.
+  std::set<std::string> seen;
+  for (int jj = 0; jj < 6; ++jj) seen.insert("i" + std::to_string((7 + jj * 3) % 30));
+  std::string first;
+  for (const auto& it : j["items"]) {
+    EXPECT_EQ(seen.count(it["item"].get<std::string>()), 0u) << it;
+    EXPECT_TRUE(it["score"].is_number());
+    EXPECT_FALSE(it.contains("because"));
+    if (first.empty()) first = it["item"];
+  }
+  // exclude= removes what was asked (commas split, each value percent-decoded).
+  r = Get("/v1/users/u1/recommendations?k=5&exclude=nothing," + first);
+  ASSERT_EQ(r.status, 200);
+  for (const auto& it : r.Json()["items"]) EXPECT_NE(it["item"], first);
+  // explain=true adds "because" (history items) to every item.
+  r = Get("/v1/users/u1/recommendations?k=3&explain=true");
+  ASSERT_EQ(r.status, 200);
+  for (const auto& it : r.Json()["items"]) {
+    ASSERT_TRUE(it["because"].is_array()) << it;
+    for (const auto& b : it["because"]) EXPECT_EQ(seen.count(b.get<std::string>()), 1u) << b;
+  }
+}
+
+TEST_F(HttpTest, UnknownUserGetsPopularItems) {
+  StartServer();
+  Resp r = Get("/v1/users/stranger/recommendations?k=3");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json()["source"], "popular");
+  EXPECT_EQ(r.Json()["items"].size(), 3u);
+}
+
+TEST_F(HttpTest, BadQueryParameters) {
+  StartServer();
+  for (const char* k : {"0", "1001", "abc", "5x", "-1", ""}) {
+    ExpectError(Get(std::string("/v1/users/u1/recommendations?k=") + k), 400, "invalid_parameter");
+  }
+  EXPECT_EQ(Get("/v1/users/u1/recommendations?k=1000").status, 200);
+  ExpectError(Get("/v1/users/u1/recommendations?explain=maybe"), 400, "invalid_parameter");
+  ExpectError(Get("/v1/users/u1/similar?metric=manhattan"), 400, "invalid_parameter");
+  ExpectError(Get("/v1/items/i7/similar?metric=jaccard"), 400, "invalid_parameter");
+  ExpectError(Get("/v1/users/u1?embedding=yes"), 400, "invalid_parameter");
+}
+
+TEST_F(HttpTest, SimilarUsersEveryMetricAndUnknown) {
+  StartServer();
+  for (const char* m : {"cosine", "dot", "euclidean", "jaccard"}) {
+    Resp r = Get(std::string("/v1/users/u1/similar?k=4&metric=") + m);
+    ASSERT_EQ(r.status, 200) << m << " " << r.body;
+    json j = r.Json();
+    EXPECT_EQ(j["user"], "u1");
+    EXPECT_EQ(j["metric"], m);
+    ASSERT_TRUE(j["users"].is_array());
+    EXPECT_GE(j["users"].size(), 1u);
+    EXPECT_LE(j["users"].size(), 4u);
+    for (const auto& u : j["users"]) EXPECT_TRUE(u["user"].is_string() && u["score"].is_number());
+  }
+  ExpectError(Get("/v1/users/nobody/similar"), 404, "not_found");
+}
+
+TEST_F(HttpTest, SimilarItemsAndUnknown) {
+  StartServer();
+  Resp r = Get("/v1/items/i7/similar?k=3");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json()["item"], "i7");
+  EXPECT_LE(r.Json()["items"].size(), 3u);
+  EXPECT_GE(r.Json()["items"].size(), 1u);
+  ExpectError(Get("/v1/items/nothing/similar"), 404, "not_found");
+}
+
+TEST_F(HttpTest, UserInfoWithAndWithoutEmbedding) {
+  StartServer();
+  Resp r = Get("/v1/users/u3");
+  ASSERT_EQ(r.status, 200) << r.body;
+  json j = r.Json();
+  EXPECT_EQ(j["user"], "u3");
+  EXPECT_EQ(j["events"], 6);
+  EXPECT_EQ(j["last_ts"], 1000 + 30 + 5);
+  EXPECT_FALSE(j.contains("embedding"));
+  r = Get("/v1/users/u3?embedding=true");
+  ASSERT_EQ(r.status, 200);
+  ASSERT_TRUE(r.Json()["embedding"].is_array());
+  EXPECT_EQ(r.Json()["embedding"].size(), 16u);
+  ExpectError(Get("/v1/users/nobody"), 404, "not_found");
+}
+
+TEST_F(HttpTest, PercentEncodedAndNonAsciiIds) {
+  StartServer();
+  // "ü ser/1+x": non-ASCII, a space, a slash and a plus inside one id.
+  const std::string id = "\xC3\xBC ser/1+x";
+  Resp r = Post("/v1/events?wait=true", json{{"user", id}, {"item", "i1"}, {"ts", 5}}.dump());
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(r.Json()["applied"], true);
+  r = Get("/v1/users/%C3%BC%20ser%2F1+x");  // '+' in a path is a plus
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json()["user"], id);
+  EXPECT_EQ(r.Json()["events"], 1);
+  r = Get("/v1/users/%c3%bc%20ser%2f1%2Bx/recommendations?exclude=i%31,%C3%BC");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json()["user"], id);
+  // Malformed escapes and invalid UTF-8 are refused, in paths and in queries.
+  ExpectError(Get("/v1/users/%zz"), 400, "bad_request");
+  ExpectError(Get("/v1/users/ab%4"), 400, "bad_request");
+  ExpectError(Get("/v1/users/%C3"), 400, "bad_request");     // truncated UTF-8
+  ExpectError(Get("/v1/users/%C0%AF"), 400, "bad_request");  // overlong '/'
+  ExpectError(Get("/v1/users/u1/recommendations?exclude=%G1"), 400, "bad_request");
+  ExpectError(Get("/v1/users/u1/recommendations?k=%FF"), 400, "bad_request");
+  // An empty id segment matches no route.
+  ExpectError(Get("/v1/users//similar"), 404, "not_found");
+}
+
+TEST_F(HttpTest, PostEventsSingleArrayAndRejections) {
+  StartServer();
+  Resp r = Post("/v1/events", R"({"user":"new1","item":"i2","type":"click"})");
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(r.Json()["accepted"], 1);
+  EXPECT_EQ(r.Json()["rejected"], json::array());
+  EXPECT_FALSE(r.Json().contains("applied"));
+  EXPECT_EQ(sink_->published(), static_cast<int64_t>(base_events_ + 1));
+
+  r = Post("/v1/events", R"([{"user":"new2","item":"i3"},{"user":"new2"},{"user":"","item":"x"},)"
+                         R"({"user":"new2","item":"i4","weight":"heavy"},42,{"user":7,"item":8}])");
+  ASSERT_EQ(r.status, 202) << r.body;
+  json j = r.Json();
+  EXPECT_EQ(j["accepted"], 2);
+  ASSERT_EQ(j["rejected"].size(), 4u);
+  EXPECT_EQ(j["rejected"][0]["index"], 1);
+  EXPECT_EQ(j["rejected"][0]["error"], "missing_item");
+  EXPECT_EQ(j["rejected"][1]["index"], 2);
+  EXPECT_EQ(j["rejected"][1]["error"], "empty_user");
+  EXPECT_EQ(j["rejected"][2]["index"], 3);
+  EXPECT_EQ(j["rejected"][2]["error"], "wrong_type");
+  EXPECT_EQ(j["rejected"][3]["index"], 4);
+  EXPECT_EQ(j["rejected"][3]["error"], "not_object");
+  EXPECT_EQ(sink_->published(), static_cast<int64_t>(base_events_ + 3));
+  EXPECT_TRUE(engine_->GetUser("7", false).ok());  // numeric ids become strings
+
+  // A single invalid event is a plain 400 with its reason.
+  ExpectError(Post("/v1/events", R"({"user":"a"})"), 400, "missing_item");
+  ExpectError(Post("/v1/events", R"({"user":"a","item":"b")"), 400, "bad_json");
+  ExpectError(Post("/v1/events", ""), 400, "bad_json");
+  ExpectError(Post("/v1/events", "\"just a string\""), 400, "bad_request");
+  ExpectError(Post("/v1/events?wait=perhaps", R"({"user":"a","item":"b"})"), 400,
+              "invalid_parameter");
+  // Empty array: nothing to do, still an answer.
+  r = Post("/v1/events?wait=true", "[]");
+  ASSERT_EQ(r.status, 202);
+  EXPECT_EQ(r.Json()["accepted"], 0);
+  EXPECT_EQ(r.Json()["applied"], true);
+  // Rejections are counted by reason in /metrics.
+  const std::string m = Get("/metrics").body;
+  EXPECT_NE(m.find("simstream_events_rejected_total{reason=\"missing_item\",source=\"http\"} 2"),
+            std::string::npos)
+      << m;
+}
+
+TEST_F(HttpTest, PostEventsWaitsUntilApplied) {
+  DelayedSink delayed(*engine_, std::chrono::milliseconds(150));
+  StartServer({}, {}, &delayed);
+  const auto start = Clock::now();
+  Resp r =
+      Post("/v1/events?wait=true", R"([{"user":"late","item":"i1"},{"user":"late","item":"i2"}])");
+  const auto waited = Clock::now() - start;
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(r.Json()["applied"], true);
+  EXPECT_GE(waited, std::chrono::milliseconds(140));
+  EXPECT_EQ(engine_->GetUser("late", false)->events, 2u);  // applied before the answer
+}
+
+TEST_F(HttpTest, PostEventsWaitTimesOutWithAppliedFalse) {
+  StuckSink stuck(/*fail=*/false);
+  HttpServerOptions ho;
+  ho.wait_timeout_ms = 200;
+  StartServer({}, ho, &stuck);
+  Resp r = Post("/v1/events?wait=true", R"({"user":"x","item":"y"})");
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(r.Json()["accepted"], 1);
+  EXPECT_EQ(r.Json()["applied"], false);
+}
+
+TEST_F(HttpTest, PostEventsWithoutOrFailingSinkIs503WithoutInternals) {
+  StartServer({}, {}, nullptr, /*no_sink=*/true);
+  ExpectError(Post("/v1/events", R"({"user":"x","item":"y"})"), 503, "unavailable");
+  server_->Stop();
+  StuckSink failing(/*fail=*/true);
+  StartServer({}, {}, &failing);
+  Resp r = Post("/v1/events", R"({"user":"x","item":"y"})");
+  ExpectError(r, 503, "unavailable");
+  EXPECT_EQ(r.body.find("10.0.0.7"), std::string::npos);
+  EXPECT_EQ(r.body.find("broker_down"), std::string::npos);
+}
+
+TEST_F(HttpTest, DeleteUserForgetsAndFlushes) {
+  StartServer();
+  ExpectError(Call(port_, http::verb::delete_, "/v1/users/nobody"), 404, "not_found");
+  EXPECT_EQ(flushes_, 0);
+  Resp r = Call(port_, http::verb::delete_, "/v1/users/u2");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json()["forgotten"], true);
+  EXPECT_EQ(flushes_, 1);
+  ExpectError(Get("/v1/users/u2"), 404, "not_found");
+  ExpectError(Get("/v1/users/u2/similar"), 404, "not_found");
+}
+
+TEST_F(HttpTest, CheckpointNeedsAStoreAndWritesOne) {
+  StartServer();
+  ExpectError(Post("/v1/admin/checkpoint", ""), 503, "unavailable");
+  server_->Stop();
+
+  // The real RocksDB store: its checkpoint is a directory with a CURRENT file.
+  config::StorageOptions storage_opts;
+  storage_opts.path = checkpoints_ + "-db";
+  {
+    auto rocks = storage::OpenRocksDbStore(storage_opts, EngineOptions().model, "events");
+    ASSERT_TRUE(rocks.ok()) << rocks.error().message;
+    store_ = rocks->get();
+    StartServer();
+    Resp a = Post("/v1/admin/checkpoint", "");
+    Resp b = Post("/v1/admin/checkpoint", "");
+    ASSERT_EQ(a.status, 200) << a.body;
+    ASSERT_EQ(b.status, 200) << b.body;
+    const std::string da = a.Json()["checkpoint"], db = b.Json()["checkpoint"];
+    EXPECT_NE(da, db);
+    EXPECT_EQ(da.rfind(checkpoints_ + "/", 0), 0u) << da;
+    EXPECT_TRUE(std::filesystem::exists(da + "/CURRENT"));
+    EXPECT_TRUE(std::filesystem::exists(db + "/CURRENT"));
+    server_->Stop();
+    server_.reset();
+  }
+  std::filesystem::remove_all(storage_opts.path);
+
+  // A store that cannot checkpoint: 500, and its message stays in the log.
+  auto memory = storage::NewInMemoryStore(EngineOptions().model, "events");
+  store_ = memory.get();
+  StartServer();
+  Resp c = Post("/v1/admin/checkpoint", "");
+  ExpectError(c, 500, "internal");
+  EXPECT_EQ(c.body.find("in-memory"), std::string::npos);
+  server_->Stop();
+  server_.reset();
+}
+
+TEST_F(HttpTest, StatsReportsEngineAndPartitions) {
+  StartServer();
+  Resp r = Get("/v1/stats");
+  ASSERT_EQ(r.status, 200) << r.body;
+  json j = r.Json();
+  EXPECT_EQ(j["events_applied"], base_events_);
+  EXPECT_EQ(j["events_rejected"], 0);
+  EXPECT_EQ(j["users"], 20);
+  EXPECT_EQ(j["items"], 30);
+  ASSERT_EQ(j["partitions"].size(), 1u);
+  EXPECT_EQ(j["partitions"][0]["partition"], 0);
+  EXPECT_EQ(j["partitions"][0]["next_offset"], base_events_);
+  EXPECT_EQ(j["partitions"][0]["lag"], 3);
+  EXPECT_EQ(j["prequential"]["k"], 10);
+  EXPECT_TRUE(j["prequential"]["hr"].is_number());
+  EXPECT_TRUE(j["prequential"]["samples"].is_number());
+  EXPECT_TRUE(j["mix"]["embedding"].is_number());
+  EXPECT_TRUE(j["mix"]["neighbourhood"].is_number());
+  EXPECT_TRUE(j["mix"]["popularity"].is_number());
+}
+
+TEST_F(HttpTest, MetricsInPrometheusTextFormat) {
+  StartServer();
+  ASSERT_EQ(Get("/healthz").status, 200);
+  ASSERT_EQ(Get("/v1/users/nobody").status, 404);
+  server_->metrics().ObserveFlush(0.003);
+  Resp r = Get("/metrics");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["Content-Type"].rfind("text/plain; version=0.0.4", 0), 0u);
+  const std::string& m = r.body;
+  for (const std::string& want : std::vector<std::string>{
+           "# TYPE simstream_http_request_duration_seconds histogram",
+           "simstream_http_request_duration_seconds_count{route=\"GET /healthz\",status=\"200\"} "
+           "1",
+           "simstream_http_request_duration_seconds_count{route=\"GET /v1/users/{user}\",status="
+           "\"404\"} 1",
+           "simstream_events_applied_total " + std::to_string(base_events_),
+           "simstream_consumer_lag{partition=\"0\"} 3", "simstream_flush_duration_seconds_count 1",
+           "simstream_prequential_hit_rate{k=\"10\"}", "simstream_model_entities{kind=\"user\"} 20",
+           "simstream_model_entities{kind=\"item\"} 30", "simstream_model_bytes ",
+           "simstream_embedding_dimension 16", "simstream_http_open_connections "}) {
+    EXPECT_NE(m.find(want), std::string::npos) << "missing: " << want << "\n" << m;
+  }
+  // Counters stay monotonic across scrapes and follow the engine.
+  ASSERT_EQ(Post("/v1/events", R"({"user":"m","item":"n"})").status, 202);
+  EXPECT_NE(Get("/metrics")
+                .body.find("simstream_events_applied_total " + std::to_string(base_events_ + 1)),
+            std::string::npos);
+}
+
+TEST_F(HttpTest, WrongMethodsAndUnknownPaths) {
+  StartServer();
+  Resp r = Call(port_, http::verb::put, "/v1/events", "{}");
+  ExpectError(r, 405, "method_not_allowed");
+  EXPECT_EQ(r.headers["Allow"], "POST");
+  r = Call(port_, http::verb::post, "/v1/users/u1", "{}");
+  ExpectError(r, 405, "method_not_allowed");
+  EXPECT_EQ(r.headers["Allow"], "GET, DELETE");
+  r = Call(port_, http::verb::delete_, "/healthz");
+  EXPECT_EQ(r.headers["Allow"], "GET");
+  ExpectError(Get("/v1/nothing"), 404, "not_found");
+  ExpectError(Get("/healthz/"), 404, "not_found");
+  ExpectError(Get("/"), 404, "not_found");
+}
+
+TEST_F(HttpTest, TokensGateRoles) {
+  config::ServerOptions so;
+  so.read_token = "r-token";
+  so.write_token = "w-token";
+  so.admin_token = "a-token";
+  StartServer(so);
+  // No token and wrong tokens: 401 with a challenge.
+  Resp r = Get("/v1/users/u1");
+  ExpectError(r, 401, "unauthorized");
+  EXPECT_EQ(r.headers["WWW-Authenticate"], "Bearer realm=\"simstream\"");
+  ExpectError(Get("/v1/users/u1", "r-tokenX"), 401, "unauthorized");
+  ExpectError(Get("/v1/users/u1", "r-toke"), 401, "unauthorized");
+  ExpectError(Get("/metrics"), 401, "unauthorized");
+  {
+    Client c(port_);
+    c.WriteRaw("GET /v1/stats HTTP/1.1\r\nHost: x\r\nAuthorization: Basic r-token\r\n\r\n");
+    ExpectError(c.Read(), 401, "unauthorized");
+  }
+  // Read < write < admin.
+  EXPECT_EQ(Get("/v1/users/u1", "r-token").status, 200);
+  EXPECT_EQ(Get("/v1/users/u1", "w-token").status, 200);
+  EXPECT_EQ(Get("/v1/users/u1", "a-token").status, 200);
+  const std::string ev = R"({"user":"t","item":"i1"})";
+  ExpectError(Post("/v1/events", ev, "r-token"), 403, "forbidden");
+  EXPECT_EQ(Post("/v1/events", ev, "w-token").status, 202);
+  EXPECT_EQ(Post("/v1/events", ev, "a-token").status, 202);
+  ExpectError(Call(port_, http::verb::delete_, "/v1/users/u1", "", "w-token"), 403, "forbidden");
+  ExpectError(Post("/v1/admin/checkpoint", "", "r-token"), 403, "forbidden");
+  EXPECT_EQ(Call(port_, http::verb::delete_, "/v1/users/u1", "", "a-token").status, 200);
+  // Probes stay open.
+  EXPECT_EQ(Get("/healthz").status, 200);
+  EXPECT_EQ(Get("/readyz").status, 200);
+}
+
+TEST_F(HttpTest, EmptyTokenLeavesThatRoleOpen) {
+  config::ServerOptions so;
+  so.admin_token = "a-token";  // reads and writes open, admin gated
+  StartServer(so);
+  EXPECT_EQ(Get("/v1/users/u1").status, 200);
+  EXPECT_EQ(Post("/v1/events", R"({"user":"t","item":"i1"})").status, 202);
+  ExpectError(Call(port_, http::verb::delete_, "/v1/users/u1"), 401, "unauthorized");
+}
+
+TEST_F(HttpTest, BodyHeaderAndUrlLimits) {
+  config::ServerOptions so;
+  so.body_limit = 1024;
+  HttpServerOptions ho;
+  ho.header_limit = 2048;
+  ho.url_limit = 512;
+  StartServer(so, ho);
+  const std::string big(2000, ' ');
+  ExpectError(Post("/v1/events", "[" + big + "]"), 413, "payload_too_large");
+  EXPECT_EQ(Post("/v1/events", "[" + std::string(900, ' ') + "]").status, 202);
+  {
+    Client c(port_);
+    c.WriteRaw("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4000, 'a') + "\r\n\r\n");
+    ExpectError(c.Read(), 431, "header_too_large");
+    EXPECT_TRUE(c.ClosedByPeer());
+  }
+  ExpectError(Get("/v1/users/" + std::string(600, 'a')), 414, "uri_too_long");
+  EXPECT_EQ(Get("/v1/users/" + std::string(400, 'a')).status, 404);
+  // A lying Content-Length beyond the limit is refused before the body is read.
+  {
+    Client c(port_);
+    c.WriteRaw("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n");
+    ExpectError(c.Read(), 413, "payload_too_large");
+  }
+}
+
+TEST_F(HttpTest, GarbageBytesGet400AndClose) {
+  StartServer();
+  for (const std::string& garbage :
+       {std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11) + "garbage\r\n\r\n",
+        std::string("HELLO WORLD\r\n\r\n"), std::string("GET /healthz HTTX/1.1\r\n\r\n"),
+        std::string("GET /healthz HTTP/1.1\r\nNo colon here\r\n\r\n"),
+        std::string("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n")}) {
+    Client c(port_);
+    c.WriteRaw(garbage);
+    Resp r = c.Read();
+    EXPECT_EQ(r.status, 400) << garbage;
+    EXPECT_TRUE(c.ClosedByPeer()) << garbage;
+  }
+  EXPECT_EQ(Get("/healthz").status, 200);  // still serving
+}
+
+TEST_F(HttpTest, SlowClientsAreDisconnected) {
+  HttpServerOptions ho;
+  ho.idle_timeout_ms = 300;
+  ho.read_timeout_ms = 300;
+  StartServer({}, ho);
+  {
+    Client silent(port_);  // never sends a byte
+    const auto start = Clock::now();
+    EXPECT_TRUE(silent.ClosedByPeer());
+    const auto took = Clock::now() - start;
+    EXPECT_GE(took, std::chrono::milliseconds(250));
+    EXPECT_LT(took, std::chrono::seconds(5));
+  }
+  {
+    Client trickle(port_);  // starts a request and stalls
+    trickle.WriteRaw("GET /healthz HTTP/1.1\r\nHo");
+    const auto start = Clock::now();
+    EXPECT_TRUE(trickle.ClosedByPeer());
+    EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
+  }
+  {
+    Client kept(port_);  // an idle keep-alive connection is closed too
+    EXPECT_EQ(kept.Send(http::verb::get, "/healthz").status, 200);
+    EXPECT_TRUE(kept.ClosedByPeer());
+  }
+}
+
+TEST_F(HttpTest, KeepAliveAndPipelining) {
+  StartServer();
+  Client c(port_);
+  EXPECT_EQ(c.Send(http::verb::get, "/healthz").status, 200);
+  EXPECT_EQ(c.Send(http::verb::get, "/v1/users/u1").status, 200);
+  // Many requests in one write; answers come back in order. More than the pipeline limit, so
+  // the server has to pause reading and resume.
+  std::string batch;
+  const std::vector<std::string> targets = {"/healthz", "/v1/users/u1", "/v1/users/nobody",
+                                            "/v1/stats", "/v1/users/u4"};
+  for (int round = 0; round < 4; ++round) {
+    for (const auto& t : targets) batch += "GET " + t + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  }
+  batch += "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\n\r\n";
+  batch += R"({"user":"p","item":"q"})"
+           " ";
+  batch += "GET /v1/users/p HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  c.WriteRaw(batch);
+  for (int round = 0; round < 4; ++round) {
+    EXPECT_EQ(c.Read().status, 200);
+    Resp u1 = c.Read();
+    EXPECT_EQ(u1.status, 200);
+    EXPECT_EQ(u1.Json()["user"], "u1");
+    EXPECT_EQ(c.Read().status, 404);
+    EXPECT_TRUE(c.Read().Json().contains("events_applied"));
+    EXPECT_EQ(c.Read().Json()["user"], "u4");
+  }
+  EXPECT_EQ(c.Read().status, 202);  // blocking route, still in order
+  Resp last = c.Read();
+  EXPECT_EQ(last.status, 200) << last.body;  // published before this request was handled
+  EXPECT_TRUE(c.ClosedByPeer());
+}
+
+TEST_F(HttpTest, ConnectionLimit) {
+  HttpServerOptions ho;
+  ho.max_connections = 2;
+  StartServer({}, ho);
+  Client a(port_), b(port_);
+  EXPECT_EQ(a.Send(http::verb::get, "/healthz").status, 200);
+  EXPECT_EQ(b.Send(http::verb::get, "/healthz").status, 200);
+  {
+    Client c(port_);
+    Resp r = c.Read();
+    ExpectError(r, 503, "overloaded");
+    EXPECT_TRUE(c.ClosedByPeer());
+  }
+  b.socket().close();
+  // The slot frees once the server notices the close.
+  bool served = false;
+  for (int i = 0; i < 100 && !served; ++i) {
+    Client d(port_);
+    served = d.Send(http::verb::get, "/healthz").status == 200;
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(served);
+}
+
+TEST_F(HttpTest, StopClosesIdleConnectionsAndIsIdempotent) {
+  StartServer();
+  Client idle(port_);
+  EXPECT_EQ(idle.Send(http::verb::get, "/healthz").status, 200);
+  const auto start = Clock::now();
+  server_->Stop();
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(3));
+  EXPECT_TRUE(idle.ClosedByPeer());
+  server_->Stop();
+  beast::error_code ec;
+  net::io_context ioc;
+  tcp::socket fresh(ioc);
+  fresh.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port_), ec);
+  EXPECT_TRUE(ec) << "still accepting after Stop";
+}
+
+TEST_F(HttpTest, StartRejectsBadConfig) {
+  HttpDeps deps;
+  deps.engine = engine_.get();
+  config::ServerOptions so;
+  for (const char* listen : {"nonsense", "127.0.0.1:", "127.0.0.1:99999", "no.such.host:80"}) {
+    so.listen = listen;
+    auto s = HttpServer::Start(so, {}, deps);
+    ASSERT_FALSE(s.ok()) << listen;
+    EXPECT_EQ(s.error().code, "invalid_config");
+  }
+  so.listen = "127.0.0.1:0";
+  so.threads = 0;
+  EXPECT_FALSE(HttpServer::Start(so, {}, deps).ok());
+  // Address in use.
+  StartServer();
+  so.threads = 1;
+  so.listen = "127.0.0.1:" + std::to_string(port_);
+  auto s = HttpServer::Start(so, {}, deps);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, "bind_failed");
+}
+
+// Every served route must be documented: docs/openapi.yaml lists each path once at two
+// spaces of indent, with its methods at four.
+TEST(HttpOpenApi, EveryRouteIsDocumented) {
+  std::ifstream in(std::string(SIMSTREAM_SOURCE_DIR) + "/docs/openapi.yaml");
+  ASSERT_TRUE(in.good());
+  std::map<std::string, std::set<std::string>> documented;
+  std::string line, path;
+  while (std::getline(in, line)) {
+    if (line.rfind("  /", 0) == 0 && line.back() == ':') {
+      path = line.substr(2, line.size() - 3);
+      documented[path];
+    } else if (line.size() > 2 && line[0] == ' ' && line[1] == ' ' && line[2] != ' ') {
+      path.clear();
+    } else if (!path.empty() && line.rfind("    ", 0) == 0 && line[4] != ' ' &&
+               line.back() == ':') {
+      documented[path].insert(line.substr(4, line.size() - 5));
+    } else if (!line.empty() && line[0] != ' ') {
+      path.clear();
+    }
+  }
+  const auto routes = HttpServer::Routes();
+  EXPECT_EQ(routes.size(), 11u);
+  for (const auto& [method, templ] : routes) {
+    std::string lower;
+    for (char c : method) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    ASSERT_TRUE(documented.count(templ)) << templ << " missing from docs/openapi.yaml";
+    EXPECT_TRUE(documented[templ].count(lower)) << method << " " << templ << " not documented";
+  }
+}
+
+// Hand-computed cases of the decoding and comparison helpers.
+TEST(HttpHelpers, PercentDecode) {
+  EXPECT_EQ(PercentDecode("a%20b", false), "a b");
+  EXPECT_EQ(PercentDecode("a+b", false), "a+b");
+  EXPECT_EQ(PercentDecode("a+b", true), "a b");
+  EXPECT_EQ(PercentDecode("%2f%2F", false), "//");
+  EXPECT_EQ(PercentDecode("%E2%82%AC", false), "\xE2\x82\xAC");
+  EXPECT_EQ(PercentDecode("", false), "");
+  EXPECT_FALSE(PercentDecode("%", false));
+  EXPECT_FALSE(PercentDecode("%2", false));
+  EXPECT_FALSE(PercentDecode("%g0", false));
+  EXPECT_FALSE(PercentDecode("%E2%82", false));     // truncated UTF-8
+  EXPECT_FALSE(PercentDecode("%ED%A0%80", false));  // surrogate
+}
+
+TEST(HttpHelpers, ConstantTimeEquals) {
+  EXPECT_TRUE(ConstantTimeEquals("", ""));
+  EXPECT_TRUE(ConstantTimeEquals("secret", "secret"));
+  EXPECT_FALSE(ConstantTimeEquals("secret", "secreT"));
+  EXPECT_FALSE(ConstantTimeEquals("secret", std::string("secret\0", 7)));
+  EXPECT_FALSE(ConstantTimeEquals("secret", "secre"));
+  EXPECT_FALSE(ConstantTimeEquals("", "x"));
+}
+
+}  // namespace
+}  // namespace simstream::connectors

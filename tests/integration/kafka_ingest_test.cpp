@@ -1,0 +1,479 @@
+// Kafka ingestion end to end: KafkaSource -> Engine, dead-lettering, consumer-group takeover
+// (against the real broker of scripts/kafka-local.sh, SIMSTREAM_TEST_KAFKA_BROKERS), and
+// backpressure and broker outages (against the embedded mock cluster, where they are fast).
+#include <gtest/gtest.h>
+#include <librdkafka/rdkafka.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/options.hpp"
+#include "connectors/dlq.hpp"
+#include "connectors/kafka_sink.hpp"
+#include "connectors/kafka_source.hpp"
+#include "connectors/mock_cluster.hpp"
+#include "engine/engine.hpp"
+#include "engine/event.hpp"
+
+namespace simstream::connectors {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string RealBrokers() {
+  const char* b = std::getenv("SIMSTREAM_TEST_KAFKA_BROKERS");
+  return b == nullptr ? std::string() : std::string(b);
+}
+
+#define REQUIRE_REAL_BROKER()                                                            \
+  const std::string brokers = RealBrokers();                                             \
+  if (brokers.empty()) {                                                                 \
+    GTEST_SKIP() << "SIMSTREAM_TEST_KAFKA_BROKERS is not set (scripts/test.sh starts a " \
+                    "broker and sets it)";                                               \
+  }
+
+// ctest runs test processes in parallel against one broker: names are unique per run.
+std::string Unique(const std::string& prefix) {
+  static std::atomic<int> counter{0};
+  return prefix + "-" + std::to_string(getpid()) + "-" +
+         std::to_string(std::chrono::steady_clock::now().time_since_epoch().count() % 1000000007) +
+         "-" + std::to_string(counter++);
+}
+
+bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return pred();
+}
+
+config::Options MakeOptions(const std::string& brokers, const std::string& topic) {
+  config::Options o;
+  o.kafka.brokers = brokers;
+  o.kafka.topic = topic;
+  o.kafka.group = topic + "-group";
+  o.kafka.batch_size = 256;
+  o.kafka.max_message_bytes = 4096;
+  o.model.dim = 8;
+  o.model.negatives = 1;
+  return o;
+}
+
+engine::EventRules RulesOf(const config::Options& o) {
+  engine::EventRules r;
+  r.type_weights = o.model.event_weights;
+  r.default_weight = o.model.default_event_weight;
+  r.reject_unknown_type = o.kafka.unknown_event_type == "reject";
+  r.max_message_bytes = static_cast<size_t>(o.kafka.max_message_bytes);
+  return r;
+}
+
+// A seeded stream: `users` users, each event keyed by its user.
+std::vector<engine::Event> MakeEvents(size_t n, int users, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<engine::Event> out;
+  for (size_t i = 0; i < n; ++i) {
+    engine::Event e;
+    e.user = "u" + std::to_string(rng() % users);
+    e.item = "i" + std::to_string(rng() % 200);
+    e.type = "click";
+    e.weight = 1.0;
+    e.ts_ms = 1700000000000 + static_cast<int64_t>(i);
+    out.push_back(e);
+  }
+  return out;
+}
+
+std::map<std::string, uint64_t> CountByUser(const std::vector<engine::Event>& events) {
+  std::map<std::string, uint64_t> c;
+  for (const auto& e : events) ++c[e.user];
+  return c;
+}
+
+// Raw messages (key, value), produced in order and acknowledged before returning.
+void ProduceRaw(const config::KafkaOptions& k,
+                const std::vector<std::pair<std::string, std::string>>& msgs) {
+  auto sink = KafkaEventSink::Create(k);
+  ASSERT_TRUE(sink.ok()) << sink.error().message;
+  std::atomic<int> failed{0};
+  for (const auto& [key, value] : msgs) {
+    ASSERT_TRUE((*sink)
+                    ->PublishAsync(key, value, 0,
+                                   [&](const KafkaEventSink::Delivery& d) {
+                                     if (!d.ok) ++failed;
+                                   })
+                    .ok());
+  }
+  ASSERT_TRUE((*sink)->Flush(30000).ok());
+  ASSERT_EQ(failed.load(), 0);
+}
+
+void PublishAll(const config::KafkaOptions& k, const std::vector<engine::Event>& events) {
+  auto sink = KafkaEventSink::Create(k);
+  ASSERT_TRUE(sink.ok()) << sink.error().message;
+  auto offsets = (*sink)->Publish(events);
+  ASSERT_TRUE(offsets.ok()) << offsets.error().message;
+  ASSERT_EQ(offsets->size(), events.size());
+  // Keyed by user: one user's events share a partition, at increasing offsets.
+  std::map<std::string, PublishedOffset> last;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const PublishedOffset& o = (*offsets)[i];
+    auto it = last.find(events[i].user);
+    if (it != last.end()) {
+      EXPECT_EQ(it->second.partition, o.partition);
+      EXPECT_LT(it->second.offset, o.offset);
+    }
+    last[events[i].user] = o;
+  }
+}
+
+void ExpectUserCounts(const std::vector<const engine::Engine*>& engines,
+                      const std::map<std::string, uint64_t>& expected) {
+  for (const auto& [user, n] : expected) {
+    uint64_t got = 0;
+    for (const auto* e : engines) {
+      auto info = e->GetUser(user, false);
+      if (info.ok()) got += info->events;
+    }
+    EXPECT_EQ(got, n) << user;
+  }
+}
+
+struct DlqRecord {
+  std::string payload, reason, topic, partition, offset, error;
+};
+
+// Reads `n` records of a DLQ topic from the beginning (assign, no group).
+std::vector<DlqRecord> ReadDlq(const std::string& brokers, const std::string& topic, size_t n,
+                               int partitions) {
+  std::vector<DlqRecord> out;
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err);
+  rd_kafka_conf_set(conf, "group.id", (topic + "-reader").c_str(), err, sizeof err);
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  if (rk == nullptr) return out;
+  rd_kafka_poll_set_consumer(rk);
+  rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(partitions);
+  for (int p = 0; p < partitions; ++p) {
+    rd_kafka_topic_partition_list_add(parts, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  }
+  rd_kafka_assign(rk, parts);
+  rd_kafka_topic_partition_list_destroy(parts);
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  auto header = [](rd_kafka_message_t* m, const char* name) {
+    rd_kafka_headers_t* h = nullptr;
+    const void* v = nullptr;
+    size_t size = 0;
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::string();
+    if (rd_kafka_header_get_last(h, name, &v, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
+      return std::string();
+    return std::string(static_cast<const char*>(v), size);
+  };
+  while (out.size() < n && std::chrono::steady_clock::now() < deadline) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 200);
+    if (m == nullptr) continue;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      out.push_back({std::string(static_cast<const char*>(m->payload), m->len),
+                     header(m, kDlqReasonHeader), header(m, kDlqTopicHeader),
+                     header(m, kDlqPartitionHeader), header(m, kDlqOffsetHeader),
+                     header(m, kDlqErrorHeader)});
+    }
+    rd_kafka_message_destroy(m);
+  }
+  rd_kafka_consumer_close(rk);
+  rd_kafka_destroy(rk);
+  return out;
+}
+
+// ---- real broker -------------------------------------------------------------------------
+
+TEST(KafkaIngest, EndToEndExactCountsRealBroker) {
+  REQUIRE_REAL_BROKER();
+  const config::Options o = MakeOptions(brokers, Unique("e2e"));
+  const auto events = MakeEvents(3000, 40, 7);
+  PublishAll(o.kafka, events);
+  engine::Engine engine(o);
+  auto src = KafkaSource::Create(o.kafka, RulesOf(o), engine);
+  ASSERT_TRUE(src.ok()) << src.error().message;
+  ASSERT_TRUE((*src)->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return engine.events_applied() >= events.size(); }, 60s))
+      << engine.events_applied();
+  std::this_thread::sleep_for(300ms);  // nothing more may arrive
+  EXPECT_EQ(engine.events_applied(), events.size());
+  ExpectUserCounts({&engine}, CountByUser(events));
+  int64_t next_sum = 0;
+  for (const auto& [p, next] : engine.NextOffsets()) next_sum += next;
+  EXPECT_EQ(next_sum, static_cast<int64_t>(events.size()));  // a fresh topic starts at 0
+  EXPECT_TRUE(WaitFor([&] { return (*src)->Healthy(); }, 10s));
+  EXPECT_TRUE(WaitFor([&] { return (*src)->TotalLag() == 0 && !(*src)->Lag().empty(); }, 10s));
+  EXPECT_TRUE((*src)->Stop().ok());
+}
+
+TEST(KafkaIngest, EveryMalformedClassIsDeadLetteredRealBroker) {
+  REQUIRE_REAL_BROKER();
+  config::Options o = MakeOptions(brokers, Unique("dlq"));
+  o.kafka.unknown_event_type = "reject";
+  // One key for all: one partition, so DLQ offsets are predictable.
+  const std::string key = "k";
+  const std::string long_id(300, 'x');
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"not_json", "{not json"},
+      {"not_object", "[1,2,3]"},
+      {"missing_user", R"({"item":"i1"})"},
+      {"missing_item", R"({"user":"u1"})"},
+      {"empty_user", R"({"user":"","item":"i1"})"},
+      {"empty_item", R"({"user":"u1","item":""})"},
+      {"id_too_long", R"({"user":")" + long_id + R"(","item":"i1"})"},
+      {"wrong_type", R"({"user":"u1","item":"i1","weight":"heavy"})"},
+      {"weight_not_finite", R"({"user":"u1","item":"i1","weight":1e999})"},
+      {"invalid_utf8", "{\"user\":\"u\xff\",\"item\":\"i1\"}"},
+      {"oversized", R"({"user":"u1","item":")" + std::string(5000, 'y') + R"("})"},
+      {"unknown_type", R"({"user":"u1","item":"i1","type":"teleport"})"},
+  };
+  std::vector<std::pair<std::string, std::string>> msgs;
+  std::vector<std::string> expected_reasons;
+  int valid = 0;
+  for (const auto& [reason, payload] : bad) {
+    msgs.push_back({key, R"({"user":"good","item":"before-)" + reason + R"("})"});
+    ++valid;
+    msgs.push_back({key, payload});
+    expected_reasons.push_back(reason);
+  }
+  msgs.push_back({key, R"({"user":"good","item":"last","type":"like"})"});
+  ++valid;
+  ProduceRaw(o.kafka, msgs);
+
+  engine::Engine engine(o);
+  auto src = KafkaSource::Create(o.kafka, RulesOf(o), engine);
+  ASSERT_TRUE(src.ok()) << src.error().message;
+  ASSERT_TRUE((*src)->Start().ok());
+  ASSERT_TRUE(
+      WaitFor([&] { return engine.events_applied() >= static_cast<uint64_t>(valid); }, 60s));
+  ASSERT_TRUE(WaitFor([&] { return (*src)->Stats().dead_lettered >= bad.size(); }, 30s));
+  EXPECT_EQ(engine.events_applied(), static_cast<uint64_t>(valid));
+  auto user = engine.GetUser("good", false);
+  ASSERT_TRUE(user.ok());
+  EXPECT_EQ(user->events, static_cast<uint64_t>(valid));
+  const auto stats = engine.Stats();
+  EXPECT_EQ(stats.events_rejected, bad.size());
+  for (const auto& reason : expected_reasons) {
+    EXPECT_EQ(stats.rejected_by_reason.count(reason) ? stats.rejected_by_reason.at(reason) : 0, 1u)
+        << reason;
+    EXPECT_EQ((*src)->Stats().dead_lettered_by_reason[reason], 1u) << reason;
+  }
+  ASSERT_TRUE((*src)->Stop().ok());
+
+  // The DLQ (auto-created with the broker's default partition count; one key: one partition).
+  const auto records = ReadDlq(brokers, o.kafka.EffectiveDlqTopic(), bad.size(), 4);
+  ASSERT_EQ(records.size(), bad.size());
+  int32_t partition = -1;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const DlqRecord& r = records[i];
+    EXPECT_EQ(r.reason, expected_reasons[i]);
+    EXPECT_EQ(r.topic, o.kafka.topic);
+    EXPECT_FALSE(r.error.empty()) << r.reason;
+    // Message i of the bad ones sits at offset 2i+1 (each follows one valid event).
+    EXPECT_EQ(r.offset, std::to_string(2 * i + 1)) << r.reason;
+    if (partition < 0) partition = std::stoi(r.partition);
+    EXPECT_EQ(r.partition, std::to_string(partition));
+    if (r.reason != "oversized") {
+      EXPECT_EQ(r.payload, bad[i].second);
+    } else {
+      EXPECT_EQ(r.payload.size(), static_cast<size_t>(o.kafka.max_message_bytes));
+    }
+  }
+}
+
+// Offsets shared by two instances stand in for durable state (each instance flushes its
+// engine's offsets there before a revocation; a new owner seeks to them).
+struct SharedOffsets {
+  std::mutex mu;
+  std::map<int32_t, int64_t> offsets;
+  KafkaSourceHooks HooksFor(engine::Engine& engine) {
+    KafkaSourceHooks h;
+    h.seek_offsets = [this] {
+      std::lock_guard lock(mu);
+      return offsets;
+    };
+    h.before_revoke = [this, &engine] {
+      std::lock_guard lock(mu);
+      for (const auto& [p, next] : engine.NextOffsets()) {
+        offsets[p] = std::max(offsets[p], next);
+      }
+      return Status::Ok();
+    };
+    return h;
+  }
+};
+
+TEST(KafkaIngest, TwoConsumersSplitPartitionsAndTakeOverRealBroker) {
+  REQUIRE_REAL_BROKER();
+  const config::Options o = MakeOptions(brokers, Unique("group"));
+  const auto first = MakeEvents(2000, 60, 11);
+  const auto second = MakeEvents(2000, 60, 12);
+  PublishAll(o.kafka, first);  // creates the topic (4 partitions: the broker's default)
+
+  SharedOffsets shared;
+  engine::Engine ea(o), eb(o);
+  auto a = KafkaSource::Create(o.kafka, RulesOf(o), ea, shared.HooksFor(ea));
+  auto b = KafkaSource::Create(o.kafka, RulesOf(o), eb, shared.HooksFor(eb));
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*a)->Start().ok());
+  ASSERT_TRUE((*b)->Start().ok());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return (*a)->Stats().assigned.size() == 2 && (*b)->Stats().assigned.size() == 2 &&
+               ea.events_applied() + eb.events_applied() >= first.size();
+      },
+      90s))
+      << (*a)->Stats().assigned.size() << " " << (*b)->Stats().assigned.size() << " "
+      << ea.events_applied() + eb.events_applied();
+  EXPECT_GT(ea.events_applied(), 0u);
+  EXPECT_GT(eb.events_applied(), 0u);
+  const uint64_t a_before = ea.events_applied();
+
+  ASSERT_TRUE((*a)->Stop().ok());  // leaves the group after flushing its offsets
+  PublishAll(o.kafka, second);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return (*b)->Stats().assigned.size() == 4 &&
+               ea.events_applied() + eb.events_applied() >= first.size() + second.size();
+      },
+      90s))
+      << ea.events_applied() + eb.events_applied();
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(ea.events_applied(), a_before);
+  EXPECT_EQ(ea.events_applied() + eb.events_applied(), first.size() + second.size());
+  std::vector<engine::Event> all = first;
+  all.insert(all.end(), second.begin(), second.end());
+  ExpectUserCounts({&ea, &eb}, CountByUser(all));
+  ASSERT_TRUE((*b)->Stop().ok());
+}
+
+// ---- embedded mock cluster ---------------------------------------------------------------
+
+TEST(KafkaIngest, BackpressurePausesAndResumesMock) {
+  auto cluster = MockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.error().message;
+  const config::Options o = MakeOptions((*cluster)->bootstrap_servers(), Unique("bp"));
+  ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.topic, 2).ok());
+  const auto events = MakeEvents(500, 20, 3);
+  PublishAll(o.kafka, events);
+
+  std::atomic<bool> behind{true};
+  KafkaSourceHooks hooks;
+  hooks.backpressure = [&] { return behind.load(); };
+  engine::Engine engine(o);
+  auto src = KafkaSource::Create(o.kafka, RulesOf(o), engine, hooks);
+  ASSERT_TRUE(src.ok());
+  ASSERT_TRUE((*src)->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return (*src)->Stats().assigned.size() == 2; }, 30s));
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(engine.events_applied(), 0u);
+  EXPECT_TRUE((*src)->Stats().paused);
+  behind = false;
+  ASSERT_TRUE(WaitFor([&] { return engine.events_applied() == events.size(); }, 30s))
+      << engine.events_applied();
+  EXPECT_FALSE((*src)->Stats().paused);
+  EXPECT_GE((*src)->Stats().pauses, 1u);
+  ExpectUserCounts({&engine}, CountByUser(events));
+  EXPECT_TRUE((*src)->Stop().ok());
+}
+
+TEST(KafkaIngest, BrokerDownAndUpRecoversByItselfMock) {
+  auto cluster = MockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.error().message;
+  const config::Options o = MakeOptions((*cluster)->bootstrap_servers(), Unique("down"));
+  ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.topic, 3).ok());
+  const auto first = MakeEvents(600, 30, 5);
+  const auto second = MakeEvents(600, 30, 6);
+  PublishAll(o.kafka, first);
+
+  engine::Engine engine(o);
+  KafkaSourceOptions so;
+  so.probe_interval_ms = 300;
+  auto src = KafkaSource::Create(o.kafka, RulesOf(o), engine, {}, so);
+  ASSERT_TRUE(src.ok());
+  ASSERT_TRUE((*src)->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return engine.events_applied() == first.size(); }, 30s))
+      << engine.events_applied() << " applied, " << (*src)->Stats().messages << " consumed, "
+      << (*src)->Stats().assigned.size() << " partitions";
+  ASSERT_TRUE(WaitFor([&] { return (*src)->Healthy(); }, 10s));
+
+  ASSERT_TRUE((*cluster)->SetBrokerDown(1).ok());
+  EXPECT_TRUE(WaitFor([&] { return !(*src)->Healthy(); }, 15s));
+  // Produced while the broker is down: the producer retries until it is back.
+  auto sink = KafkaEventSink::Create(o.kafka, 60000);
+  ASSERT_TRUE(sink.ok());
+  std::thread producer([&] {
+    auto r = (*sink)->Publish(second);
+    EXPECT_TRUE(r.ok()) << r.error().message;
+  });
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(engine.events_applied(), first.size());
+  ASSERT_TRUE((*cluster)->SetBrokerUp(1).ok());
+  producer.join();
+  ASSERT_TRUE(WaitFor([&] { return engine.events_applied() >= first.size() + second.size(); }, 60s))
+      << engine.events_applied();
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(engine.events_applied(), first.size() + second.size());
+  std::vector<engine::Event> all = first;
+  all.insert(all.end(), second.begin(), second.end());
+  ExpectUserCounts({&engine}, CountByUser(all));
+  EXPECT_TRUE(WaitFor([&] { return (*src)->Healthy(); }, 15s));
+  EXPECT_TRUE((*src)->Stop().ok());
+}
+
+TEST(KafkaIngest, StopFlushesAndRestartResumesFromStoredOffsetsMock) {
+  auto cluster = MockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok());
+  const config::Options o = MakeOptions((*cluster)->bootstrap_servers(), Unique("restart"));
+  ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.topic, 2).ok());
+  const auto first = MakeEvents(400, 10, 21);
+  const auto second = MakeEvents(400, 10, 22);
+  PublishAll(o.kafka, first);
+  SharedOffsets stored;
+  engine::Engine e1(o);
+  {
+    auto src = KafkaSource::Create(o.kafka, RulesOf(o), e1, stored.HooksFor(e1));
+    ASSERT_TRUE(src.ok());
+    ASSERT_TRUE((*src)->Start().ok());
+    ASSERT_TRUE(WaitFor([&] { return e1.events_applied() == first.size(); }, 30s));
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE((*src)->Stop().ok());
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  }
+  {
+    std::lock_guard lock(stored.mu);
+    int64_t sum = 0;
+    for (const auto& [p, next] : stored.offsets) sum += next;
+    EXPECT_EQ(sum, static_cast<int64_t>(first.size()));  // before_revoke ran on Stop
+  }
+  PublishAll(o.kafka, second);
+  // A second "process": a fresh engine that only knows the stored offsets applies only the
+  // second half.
+  engine::Engine e2(o);
+  auto src = KafkaSource::Create(o.kafka, RulesOf(o), e2, stored.HooksFor(e2));
+  ASSERT_TRUE(src.ok());
+  ASSERT_TRUE((*src)->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return e2.events_applied() >= second.size(); }, 30s));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(e2.events_applied(), second.size());
+  ExpectUserCounts({&e2}, CountByUser(second));
+  EXPECT_TRUE((*src)->Stop().ok());
+}
+
+}  // namespace
+}  // namespace simstream::connectors

@@ -1,0 +1,137 @@
+// Engine: exactly-once by offset, forgetting, and readers running while the learner writes
+// (run this file under -DSIMSTREAM_TSAN=ON to check the locking).
+#include "engine/engine.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "engine/generator.hpp"
+
+namespace simstream::engine {
+namespace {
+
+std::vector<SourcedEvent> Stream(size_t events, uint64_t seed) {
+  GeneratorOptions g;
+  g.users = 200;
+  g.items = 100;
+  g.events = events;
+  g.communities = 4;
+  g.seed = seed;
+  std::vector<SourcedEvent> out;
+  const config::ModelOptions defaults;
+  Generate(g, [&](const Event& e) {
+    Event ev = e;
+    auto it = defaults.event_weights.find(e.type);
+    ev.weight = it != defaults.event_weights.end() ? it->second : defaults.default_event_weight;
+    out.push_back({ev, static_cast<int32_t>(out.size() % 3), static_cast<int64_t>(out.size() / 3)});
+  });
+  return out;
+}
+
+std::vector<float> Embedding(const Engine& e, const std::string& user) {
+  auto info = e.GetUser(user, /*with_embedding=*/true);
+  EXPECT_TRUE(info.ok());
+  return info.ok() ? info->embedding : std::vector<float>{};
+}
+
+TEST(EngineTest, RedeliveredOffsetsAreSkippedAndStateIsUnchanged) {
+  const auto events = Stream(3000, 1);
+  Engine once{config::Options{}}, twice{config::Options{}};
+  once.Apply(events);
+  // Redeliver overlapping windows: everything at or below the applied offset is skipped.
+  const size_t half = events.size() / 2;
+  auto a = twice.Apply(std::span(events).first(half));
+  EXPECT_EQ(a.applied, half);
+  auto b = twice.Apply(events);  // the first half again, then the rest
+  EXPECT_EQ(b.duplicates, half);
+  EXPECT_EQ(b.applied, events.size() - half);
+  EXPECT_EQ(once.events_applied(), events.size());
+  EXPECT_EQ(twice.events_applied(), events.size());
+  EXPECT_EQ(once.NextOffsets(), twice.NextOffsets());
+  for (const std::string u : {"u0", "u1", "u57", "u199"}) {
+    EXPECT_EQ(Embedding(once, u), Embedding(twice, u)) << u;
+  }
+}
+
+TEST(EngineTest, EventsWithoutPartitionAreNeverDeduplicated) {
+  Engine e{config::Options{}};
+  std::vector<SourcedEvent> evs(3, SourcedEvent{Event{"a", "x", "", 1.0, 0}, -1, -1});
+  EXPECT_EQ(e.Apply(evs).applied, 3u);
+  EXPECT_EQ(e.GetUser("a", false)->events, 3u);
+  EXPECT_TRUE(e.NextOffsets().empty());
+}
+
+TEST(EngineTest, ForgottenUserIsGoneFromEveryAnswer) {
+  Engine e{config::Options{}};
+  e.Apply(Stream(2000, 2));
+  ASSERT_TRUE(e.GetUser("u3", false).ok());
+  EXPECT_TRUE(e.ForgetUser("u3"));
+  EXPECT_FALSE(e.ForgetUser("u3"));
+  EXPECT_EQ(e.GetUser("u3", false).error().code, "not_found");
+  EXPECT_EQ(e.SimilarUsers("u3", 5, Metric::kCosine).error().code, "not_found");
+  const auto similar = e.SimilarUsers("u4", 199, Metric::kCosine);
+  ASSERT_TRUE(similar.ok());
+  for (const auto& s : *similar) EXPECT_NE(s.id, "u3");
+  EXPECT_EQ(e.Recommend("u3", 5, {}, false).from_model, false);
+  // A new event for the id starts a fresh user.
+  e.Apply(std::vector<SourcedEvent>{{Event{"u3", "i1", "", 1.0, 0}, -1, -1}});
+  EXPECT_EQ(e.GetUser("u3", false)->events, 1u);
+}
+
+TEST(EngineTest, UnknownUsersGetPopularItemsAndUnknownIdsAreNotFound) {
+  Engine e{config::Options{}};
+  e.Apply(Stream(2000, 3));
+  const auto r = e.Recommend("nobody", 5, {}, true);
+  EXPECT_FALSE(r.from_model);
+  ASSERT_EQ(r.items.size(), 5u);
+  for (const auto& i : r.items) EXPECT_TRUE(i.because.empty());
+  EXPECT_EQ(e.SimilarItems("no-such-item", 5).error().code, "not_found");
+  const auto known = e.Recommend("u0", 5, {"i1", "i2"}, true);
+  EXPECT_TRUE(known.from_model);
+  for (const auto& i : known.items) {
+    EXPECT_NE(i.item, "i1");
+    EXPECT_NE(i.item, "i2");
+  }
+}
+
+// Readers on several threads while one writer applies batches: answers stay well-formed and
+// the final state equals a single-threaded run (queries never change the model).
+TEST(EngineTest, ConcurrentReadersWhileTheLearnerWrites) {
+  const auto events = Stream(6000, 4);
+  Engine live{config::Options{}}, alone{config::Options{}};
+  alone.Apply(events);
+  std::atomic<bool> done{false};
+  std::atomic<size_t> answers{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&, t] {
+      size_t n = 0;
+      while (!done.load()) {
+        const std::string u = "u" + std::to_string((n * 7 + t) % 200);
+        const auto r = live.Recommend(u, 10, {}, n % 2 == 0);
+        EXPECT_LE(r.items.size(), 10u);
+        const auto s = live.SimilarUsers(u, 5, n % 3 == 0 ? Metric::kJaccard : Metric::kCosine);
+        if (s.ok()) {
+          EXPECT_LE(s->size(), 5u);
+        }
+        (void)live.Stats();
+        ++n;
+      }
+      answers += n;
+    });
+  }
+  for (size_t i = 0; i < events.size(); i += 100) {
+    live.Apply(std::span(events).subspan(i, std::min<size_t>(100, events.size() - i)));
+  }
+  done = true;
+  for (auto& r : readers) r.join();
+  EXPECT_GT(answers.load(), 0u);
+  EXPECT_EQ(live.events_applied(), events.size());
+  for (const std::string u : {"u0", "u10", "u150"})
+    EXPECT_EQ(Embedding(live, u), Embedding(alone, u));
+}
+
+}  // namespace
+}  // namespace simstream::engine

@@ -1,0 +1,222 @@
+#include "storage/flusher.hpp"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <thread>
+
+#include "engine/generator.hpp"
+#include "storage/snapshot.hpp"
+
+namespace simstream::storage {
+namespace {
+
+config::Options SmallOptions() {
+  config::Options o;
+  o.model.dim = 8;
+  o.model.minhash_size = 16;
+  return o;
+}
+
+std::vector<engine::Event> Stream(size_t events, uint64_t seed) {
+  engine::GeneratorOptions g;
+  g.users = 100;
+  g.items = 50;
+  g.events = events;
+  g.min_user_events = 2;
+  g.seed = seed;
+  std::vector<engine::Event> out;
+  (void)engine::Generate(g, [&](const engine::Event& e) { out.push_back(e); });
+  return out;
+}
+
+void ApplyRange(engine::Engine& e, const std::vector<engine::Event>& ev, size_t from, size_t to) {
+  std::vector<engine::SourcedEvent> batch;
+  for (size_t i = from; i < to; ++i) batch.push_back({ev[i], 0, static_cast<int64_t>(i)});
+  (void)e.Apply(batch);
+}
+
+// Forwards to an in-memory store, records every batch, and fails while `fail_next` > 0.
+class RecordingStore final : public StateStore {
+ public:
+  explicit RecordingStore(const config::Options& o) : inner_(NewInMemoryStore(o.model, "events")) {}
+  Status Write(const engine::ChangeSet& cs) override {
+    if (fail_next > 0) {
+      --fail_next;
+      return Error{"storage_io", "disk full (simulated)"};
+    }
+    batches.push_back(cs);
+    return inner_->Write(cs);
+  }
+  Status Visit(StateVisitor& v) override { return inner_->Visit(v); }
+  int dim() const override { return inner_->dim(); }
+  Result<std::map<int32_t, int64_t>> Offsets() const override { return inner_->Offsets(); }
+  Result<uint64_t> EventsApplied() const override { return inner_->EventsApplied(); }
+  Status Checkpoint(const std::string& dir) override { return inner_->Checkpoint(dir); }
+  uint64_t SizeBytes() const override { return inner_->SizeBytes(); }
+  Status PurgeDeleted() override { return Status::Ok(); }
+
+  int fail_next = 0;
+  std::vector<engine::ChangeSet> batches;
+
+ private:
+  std::unique_ptr<StateStore> inner_;
+};
+
+TEST(Flusher, HotRowIsWrittenOncePerFlush) {
+  const config::Options o = SmallOptions();
+  engine::Engine e(o);
+  RecordingStore store(o);
+  Flusher flusher(e, store, o.storage);
+  std::vector<engine::SourcedEvent> events;
+  for (int i = 0; i < 10000; ++i)
+    events.push_back({{"hot", "i" + std::to_string(i % 5), "click", 1.0, 1000 + i}, 0, i});
+  EXPECT_EQ(e.Apply(events).applied, 10000u);
+  ASSERT_TRUE(flusher.FlushNow().ok());
+  ASSERT_EQ(store.batches.size(), 1u);
+  const engine::ChangeSet& cs = store.batches[0];
+  ASSERT_EQ(cs.users.size(), 1u);
+  EXPECT_EQ(cs.users[0].second.events, 10000u);
+  EXPECT_EQ(cs.items.size(), 5u);
+  EXPECT_EQ(cs.new_user_ids.size(), 1u);
+  EXPECT_EQ(cs.events_applied, 10000u);
+  EXPECT_EQ(cs.next_offsets.at(0), 10000);
+  EXPECT_EQ(flusher.stats().rows_written, 6u);
+  // Nothing new: no second write.
+  ASSERT_TRUE(flusher.FlushNow().ok());
+  EXPECT_EQ(store.batches.size(), 1u);
+}
+
+TEST(Flusher, FailedWriteIsKeptAndRetriedWithNewerChanges) {
+  const config::Options o = SmallOptions();
+  const auto ev = Stream(3000, 2);
+  engine::Engine e(o);
+  RecordingStore store(o);
+  Flusher flusher(e, store, o.storage);
+  // Reference: the same history flushed without failures.
+  engine::Engine ref(o);
+  auto ref_store = NewInMemoryStore(o.model, "events");
+  Flusher ref_flusher(ref, *ref_store, o.storage);
+
+  ApplyRange(e, ev, 0, 1000);
+  ApplyRange(ref, ev, 0, 1000);
+  ASSERT_TRUE(ref_flusher.FlushNow().ok());
+  store.fail_next = 2;
+  const Status st = flusher.FlushNow();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, "storage_io");
+  EXPECT_TRUE(flusher.stats().pending);
+  ApplyRange(e, ev, 1000, 2000);
+  ApplyRange(ref, ev, 1000, 2000);
+  ASSERT_TRUE(e.ForgetUser(ev[3].user));
+  ASSERT_TRUE(ref.ForgetUser(ev[3].user));
+  ASSERT_TRUE(ref_flusher.FlushNow().ok());
+  EXPECT_FALSE(flusher.FlushNow().ok());
+  ApplyRange(e, ev, 2000, 3000);
+  ApplyRange(ref, ev, 2000, 3000);
+  ASSERT_TRUE(ref_flusher.FlushNow().ok());
+  ASSERT_TRUE(flusher.FlushNow().ok());
+  const FlushStats stats = flusher.stats();
+  EXPECT_EQ(stats.failures, 2u);
+  EXPECT_EQ(stats.flushes, 1u);
+  EXPECT_FALSE(stats.pending);
+  EXPECT_FALSE(stats.last_error.has_value());
+  auto a = TakeSnapshot(store);
+  auto b = TakeSnapshot(*ref_store);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(DiffSnapshots(a.value(), b.value()), "");
+  EXPECT_EQ(a->events_applied, 3000u);
+}
+
+// Differential: writing Merge(older, newer) equals writing older and then newer.
+TEST(Flusher, MergeEqualsSequentialWrites) {
+  std::mt19937 rng(17);
+  auto random_cs = [&](int dim) {
+    engine::ChangeSet cs;
+    cs.dim = dim;
+    for (int k = 0; k < 6; ++k) {
+      engine::UserState u;
+      u.p.assign(dim, static_cast<float>(rng() % 100));
+      u.h.assign(dim, 0.5f);
+      u.events = rng() % 50;
+      cs.users.emplace_back(rng() % 8, u);
+      engine::ItemState it;
+      it.v.assign(dim, static_cast<float>(rng() % 100));
+      cs.items.emplace_back(rng() % 8, it);
+      cs.edges.push_back({static_cast<uint32_t>(rng() % 4), static_cast<uint32_t>(rng() % 6),
+                          static_cast<float>(rng() % 3)});  // weight 0: a deletion
+      cs.new_user_ids.emplace_back(rng() % 8,
+                                   rng() % 4 == 0 ? "" : "u" + std::to_string(rng() % 9));
+      cs.new_item_ids.emplace_back(rng() % 8, "i" + std::to_string(rng() % 9));
+    }
+    if (rng() % 2) cs.rewritten_rows.push_back(rng() % 4);
+    if (rng() % 3 == 0) cs.forgotten_users.push_back(rng() % 8);
+    // Rows of forgotten users are never in the same change set (the engine drops them).
+    std::erase_if(cs.users, [&](const auto& p) {
+      return std::find(cs.forgotten_users.begin(), cs.forgotten_users.end(), p.first) !=
+             cs.forgotten_users.end();
+    });
+    cs.global.clock = rng();
+    cs.next_offsets[static_cast<int32_t>(rng() % 3)] = rng() % 1000;
+    cs.events_applied = rng();
+    return cs;
+  };
+  const config::Options o = SmallOptions();
+  for (int trial = 0; trial < 200; ++trial) {
+    const engine::ChangeSet older = random_cs(8), newer = random_cs(8);
+    auto seq = NewInMemoryStore(o.model, "events");
+    auto merged = NewInMemoryStore(o.model, "events");
+    ASSERT_TRUE(seq->Write(older).ok());
+    ASSERT_TRUE(seq->Write(newer).ok());
+    ASSERT_TRUE(merged->Write(MergeChangeSets(older, newer)).ok());
+    auto a = TakeSnapshot(*seq);
+    auto b = TakeSnapshot(*merged);
+    ASSERT_TRUE(a.ok() && b.ok());
+    ASSERT_EQ(DiffSnapshots(a.value(), b.value()), "") << "trial " << trial;
+  }
+}
+
+TEST(Flusher, MaybeFlushHonoursTheDirtyThreshold) {
+  config::Options o = SmallOptions();
+  o.storage.flush_max_dirty = 500;
+  const auto ev = Stream(1200, 4);
+  engine::Engine e(o);
+  RecordingStore store(o);
+  Flusher flusher(e, store, o.storage);
+  ApplyRange(e, ev, 0, 499);
+  ASSERT_TRUE(flusher.MaybeFlush().ok());
+  EXPECT_EQ(store.batches.size(), 0u);
+  ApplyRange(e, ev, 499, 500);
+  ASSERT_TRUE(flusher.MaybeFlush().ok());
+  ASSERT_EQ(store.batches.size(), 1u);
+  ApplyRange(e, ev, 500, 999);
+  ASSERT_TRUE(flusher.MaybeFlush().ok());
+  EXPECT_EQ(store.batches.size(), 1u);
+  ApplyRange(e, ev, 999, 1000);
+  ASSERT_TRUE(flusher.MaybeFlush().ok());
+  EXPECT_EQ(store.batches.size(), 2u);
+  EXPECT_EQ(store.batches.back().events_applied, 1000u);
+}
+
+TEST(Flusher, BackgroundThreadFlushesOnItsIntervalAndStopFlushesTheRest) {
+  config::Options o = SmallOptions();
+  o.storage.flush_interval_ms = 10;
+  const auto ev = Stream(2000, 8);
+  engine::Engine e(o);
+  auto store = NewInMemoryStore(o.model, "events");
+  Flusher flusher(e, *store, o.storage);
+  flusher.Start();
+  ApplyRange(e, ev, 0, 1000);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (store->EventsApplied().value() < 1000 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_GE(flusher.stats().flushes, 1u);
+  EXPECT_EQ(store->EventsApplied().value(), 1000u);
+  ApplyRange(e, ev, 1000, 2000);
+  ASSERT_TRUE(flusher.Stop().ok());
+  EXPECT_EQ(store->EventsApplied().value(), 2000u);
+  EXPECT_EQ(store->Offsets().value().at(0), 2000);
+}
+
+}  // namespace
+}  // namespace simstream::storage

@@ -1,0 +1,622 @@
+// The storage contract, run over both backends (RocksDB in a temp dir, the in-memory twin), plus
+// the RocksDB-only failure modes: reopen, lock, schema mismatch, corruption, purge of forgotten
+// data from the files.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <bit>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "engine/engine.hpp"
+#include "engine/generator.hpp"
+#include "storage/codec.hpp"
+#include "storage/export.hpp"
+#include "storage/snapshot.hpp"
+#include "storage/state_store.hpp"
+
+namespace simstream::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path UniqueTempDir(const std::string& tag) {
+  static int counter = 0;
+  fs::path p = fs::temp_directory_path() / ("simstream_" + tag + "_" + std::to_string(::getpid()) +
+                                            "_" + std::to_string(counter++));
+  fs::remove_all(p);
+  return p;
+}
+
+config::Options SmallOptions() {
+  config::Options o;
+  o.model.dim = 8;
+  o.model.minhash_size = 16;
+  o.model.negatives = 3;
+  return o;
+}
+
+std::vector<engine::Event> Stream(size_t events, uint64_t seed) {
+  engine::GeneratorOptions g;
+  g.users = 120;
+  g.items = 60;
+  g.events = events;
+  g.min_user_events = 2;
+  g.seed = seed;
+  std::vector<engine::Event> out;
+  (void)engine::Generate(g, [&](const engine::Event& e) { out.push_back(e); });
+  return out;
+}
+
+void ApplyRange(engine::Engine& e, const std::vector<engine::Event>& ev, size_t from, size_t to,
+                int32_t partition = 0) {
+  std::vector<engine::SourcedEvent> batch;
+  for (size_t i = from; i < to; ++i) batch.push_back({ev[i], partition, static_cast<int64_t>(i)});
+  (void)e.Apply(batch);
+}
+
+Status Flush(engine::Engine& e, StateStore& store) {
+  engine::ChangeSet cs;
+  e.TakeChanges(cs);
+  return store.Write(cs);
+}
+
+// Everything observable of an engine, floats as bits.
+std::string Fingerprint(const engine::Engine& e) {
+  std::string out;
+  e.ForEachEmbedding([&](char kind, const std::string& id, std::span<const float> v) {
+    out += kind + id + ":";
+    for (float f : v) out += std::to_string(std::bit_cast<uint32_t>(f)) + ",";
+    out += "\n";
+    if (kind == 'u') {
+      const auto r = e.Recommend(id, 5, {}, false);
+      for (const auto& it : r.items)
+        out += it.item + "=" + std::to_string(std::bit_cast<uint32_t>(it.score)) + " ";
+      const auto sim = e.SimilarUsers(id, 3, engine::Metric::kJaccard);
+      if (sim.ok())
+        for (const auto& s : sim.value()) out += s.id + "~" + std::to_string(s.score) + " ";
+      const auto info = e.GetUser(id, false);
+      if (info.ok())
+        out += "events=" + std::to_string(info->events) + " ts=" + std::to_string(info->last_ts);
+      out += "\n";
+    }
+  });
+  const auto st = e.Stats();
+  out += "applied=" + std::to_string(st.events_applied) + " users=" + std::to_string(st.users) +
+         " items=" + std::to_string(st.items);
+  for (const auto& [p, o] : st.next_offsets)
+    out += " p" + std::to_string(p) + "=" + std::to_string(o);
+  for (float m : st.mix) out += " mix=" + std::to_string(std::bit_cast<uint32_t>(m));
+  return out;
+}
+
+// ---- backends ----------------------------------------------------------------------------
+
+struct RocksBackend {
+  static constexpr bool kDurable = true;
+  fs::path dir = UniqueTempDir("contract");
+  ~RocksBackend() { fs::remove_all(dir); }
+  std::unique_ptr<StateStore> Open(const config::Options& o) {
+    config::StorageOptions s = o.storage;
+    s.path = dir.string();
+    auto r = OpenRocksDbStore(s, o.model, "events");
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().code + ": " + r.error().message);
+    return r.ok() ? std::move(r.value()) : nullptr;
+  }
+};
+
+struct MemoryBackend {
+  static constexpr bool kDurable = false;
+  std::unique_ptr<StateStore> Open(const config::Options& o) {
+    return NewInMemoryStore(o.model, "events");
+  }
+};
+
+template <typename B>
+class StateStoreContract : public ::testing::Test {
+ protected:
+  B backend_;
+  config::Options opts_ = SmallOptions();
+};
+
+using Backends = ::testing::Types<RocksBackend, MemoryBackend>;
+TYPED_TEST_SUITE(StateStoreContract, Backends);
+
+TYPED_TEST(StateStoreContract, EmptyStoreHasNothing) {
+  auto store = this->backend_.Open(this->opts_);
+  ASSERT_TRUE(store);
+  auto offsets = store->Offsets();
+  ASSERT_TRUE(offsets.ok());
+  EXPECT_TRUE(offsets->empty());
+  auto applied = store->EventsApplied();
+  ASSERT_TRUE(applied.ok());
+  EXPECT_EQ(applied.value(), 0u);
+  engine::Engine e(this->opts_);
+  ASSERT_TRUE(store->LoadInto(e).ok());
+  EXPECT_EQ(e.Stats().users, 0u);
+  EXPECT_EQ(e.Stats().items, 0u);
+  EXPECT_EQ(e.events_applied(), 0u);
+}
+
+TYPED_TEST(StateStoreContract, LoadGivesBitIdenticalEngineThatKeepsLearningIdentically) {
+  auto store = this->backend_.Open(this->opts_);
+  ASSERT_TRUE(store);
+  const auto ev = Stream(4000, 7);
+  engine::Engine live(this->opts_);
+  live.SetChangeTracking(true);
+  for (size_t from = 0; from < 3000; from += 700) {  // several flushes, uneven batches
+    ApplyRange(live, ev, from, std::min<size_t>(from + 700, 3000));
+    ASSERT_TRUE(Flush(live, *store).ok());
+  }
+  engine::Engine restored(this->opts_);
+  ASSERT_TRUE(store->LoadInto(restored).ok());
+  EXPECT_EQ(Fingerprint(restored), Fingerprint(live));
+  EXPECT_EQ(restored.events_applied(), 3000u);
+  // The hidden state (histories, accumulators, graph, global) must match too: the same next
+  // events must move both engines to the same bits.
+  ApplyRange(live, ev, 3000, 4000);
+  ApplyRange(restored, ev, 3000, 4000);
+  EXPECT_EQ(Fingerprint(restored), Fingerprint(live));
+}
+
+TYPED_TEST(StateStoreContract, OffsetsAndEventsAppliedPersist) {
+  auto store = this->backend_.Open(this->opts_);
+  ASSERT_TRUE(store);
+  const auto ev = Stream(600, 3);
+  engine::Engine live(this->opts_);
+  live.SetChangeTracking(true);
+  ApplyRange(live, ev, 0, 250, /*partition=*/0);
+  ApplyRange(live, ev, 250, 600, /*partition=*/3);
+  ASSERT_TRUE(Flush(live, *store).ok());
+  auto offsets = store->Offsets();
+  ASSERT_TRUE(offsets.ok());
+  const std::map<int32_t, int64_t> want{{0, 250}, {3, 600}};
+  EXPECT_EQ(offsets.value(), want);
+  EXPECT_EQ(store->EventsApplied().value(), 600u);
+  engine::Engine restored(this->opts_);
+  ASSERT_TRUE(store->LoadInto(restored).ok());
+  EXPECT_EQ(restored.NextOffsets(), want);
+  EXPECT_EQ(restored.events_applied(), 600u);
+  // Redelivered events are skipped after the restore (exactly-once across restarts).
+  std::vector<engine::SourcedEvent> again{{ev[10], 0, 10}, {ev[300], 3, 300}};
+  EXPECT_EQ(restored.Apply(again).duplicates, 2u);
+}
+
+TYPED_TEST(StateStoreContract, ForgetRemovesRowAndIdAndKeepsIndexTaken) {
+  auto store = this->backend_.Open(this->opts_);
+  ASSERT_TRUE(store);
+  const auto ev = Stream(1500, 11);
+  engine::Engine live(this->opts_);
+  live.SetChangeTracking(true);
+  ApplyRange(live, ev, 0, 1000);
+  ASSERT_TRUE(Flush(live, *store).ok());
+  const std::string victim = ev[5].user;
+  ASSERT_TRUE(live.ForgetUser(victim));
+  ASSERT_TRUE(Flush(live, *store).ok());
+
+  auto snap = TakeSnapshot(*store);
+  ASSERT_TRUE(snap.ok());
+  uint32_t victim_index = UINT32_MAX;
+  for (const auto& [idx, id] : snap->user_ids) {
+    EXPECT_NE(id, victim);
+    if (id.empty()) victim_index = idx;
+  }
+  ASSERT_NE(victim_index, UINT32_MAX) << "the forgotten index keeps a tombstone";
+  EXPECT_EQ(snap->users.count(victim_index), 0u) << "row (embedding, history, sketch) deleted";
+
+  engine::Engine restored(this->opts_);
+  ASSERT_TRUE(store->LoadInto(restored).ok());
+  EXPECT_FALSE(restored.GetUser(victim, false).ok());
+  EXPECT_EQ(Fingerprint(restored), Fingerprint(live));
+  // The same id coming back is a new user at a new index, in both engines alike.
+  ApplyRange(live, ev, 1000, 1500);
+  ApplyRange(restored, ev, 1000, 1500);
+  EXPECT_EQ(Fingerprint(restored), Fingerprint(live));
+}
+
+TYPED_TEST(StateStoreContract, RewrittenRowReplacesTheWholeRowAndZeroWeightDeletes) {
+  auto store = this->backend_.Open(this->opts_);
+  ASSERT_TRUE(store);
+  engine::ChangeSet a;
+  a.dim = 8;
+  a.edges = {{1, 2, 1.0f}, {1, 3, 2.0f}, {1, 9, 5.0f}, {2, 1, 1.0f}, {4, 1, 3.0f}};
+  ASSERT_TRUE(store->Write(a).ok());
+  engine::ChangeSet b;
+  b.dim = 8;
+  b.rewritten_rows = {1};
+  b.edges = {{1, 3, 2.5f}, {1, 7, 1.0f}, {4, 1, 0.0f}};  // row 1 whole; (4,1) deleted
+  ASSERT_TRUE(store->Write(b).ok());
+  auto snap = TakeSnapshot(*store);
+  ASSERT_TRUE(snap.ok());
+  const std::map<std::pair<uint32_t, uint32_t>, float> want{
+      {{1, 3}, 2.5f}, {{1, 7}, 1.0f}, {{2, 1}, 1.0f}};
+  EXPECT_EQ(snap->edges, want);
+}
+
+TYPED_TEST(StateStoreContract, DictionaryEntriesApplyInOrderAndTombstonesKeepTheIndex) {
+  auto store = this->backend_.Open(this->opts_);
+  ASSERT_TRUE(store);
+  engine::ChangeSet cs;
+  cs.dim = 8;
+  cs.new_user_ids = {{0, "alice"}, {1, "bob"}, {1, ""}};  // bob added then forgotten
+  cs.new_item_ids = {{0, "book"}};
+  ASSERT_TRUE(store->Write(cs).ok());
+  auto snap = TakeSnapshot(*store);
+  ASSERT_TRUE(snap.ok());
+  const std::map<uint32_t, std::string> users{{0, "alice"}, {1, ""}};
+  const std::map<uint32_t, std::string> items{{0, "book"}};
+  EXPECT_EQ(snap->user_ids, users);
+  EXPECT_EQ(snap->item_ids, items);
+}
+
+TYPED_TEST(StateStoreContract, WritingTheSameChangesTwiceIsIdempotent) {
+  auto once = this->backend_.Open(this->opts_);
+  ASSERT_TRUE(once);
+  auto twice = NewInMemoryStore(this->opts_.model, "events");
+  const auto ev = Stream(800, 5);
+  engine::Engine live(this->opts_);
+  live.SetChangeTracking(true);
+  ApplyRange(live, ev, 0, 800);
+  engine::ChangeSet cs;
+  live.TakeChanges(cs);
+  ASSERT_TRUE(twice->Write(cs).ok());
+  ASSERT_TRUE(once->Write(cs).ok());
+  ASSERT_TRUE(once->Write(cs).ok());
+  auto a = TakeSnapshot(*once);
+  auto b = TakeSnapshot(*twice);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(DiffSnapshots(a.value(), b.value()), "");
+}
+
+TYPED_TEST(StateStoreContract, DimensionOfChangesMustMatch) {
+  auto store = this->backend_.Open(this->opts_);
+  ASSERT_TRUE(store);
+  engine::ChangeSet cs;
+  cs.dim = 16;
+  const Status st = store->Write(cs);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, "schema_mismatch");
+  config::Options other = this->opts_;
+  other.model.dim = 16;
+  engine::Engine e(other);
+  const Status load = store->LoadInto(e);
+  ASSERT_FALSE(load.ok());
+  EXPECT_EQ(load.error().code, "schema_mismatch");
+}
+
+// ---- differential: the two backends hold the same state after the same writes ------------
+
+TEST(StateStoreBackends, AgreeOnARandomHistoryWithForgets) {
+  RocksBackend rocks;
+  const config::Options o = SmallOptions();
+  auto disk = rocks.Open(o);
+  ASSERT_TRUE(disk);
+  auto mem = NewInMemoryStore(o.model, "events");
+  const auto ev = Stream(5000, 21);
+  engine::Engine live(o);
+  live.SetChangeTracking(true);
+  std::mt19937 rng(4);
+  size_t pos = 0;
+  while (pos < ev.size()) {
+    const size_t n = std::min<size_t>(ev.size() - pos, 1 + rng() % 900);
+    ApplyRange(live, ev, pos, pos + n);
+    pos += n;
+    if (rng() % 3 == 0) (void)live.ForgetUser(ev[rng() % pos].user);
+    engine::ChangeSet cs;
+    live.TakeChanges(cs);
+    ASSERT_TRUE(disk->Write(cs).ok());
+    ASSERT_TRUE(mem->Write(cs).ok());
+  }
+  auto a = TakeSnapshot(*disk);
+  auto b = TakeSnapshot(*mem);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(DiffSnapshots(a.value(), b.value()), "");
+  EXPECT_EQ(a->events_applied, ev.size());
+}
+
+// ---- codec -------------------------------------------------------------------------------
+
+TEST(Codec, RoundTripsAndRejectsDamagedValues) {
+  engine::UserState u;
+  u.p = {1.5f, -0.0f, 3.0f};
+  u.h = {0.25f, 2.0f, -1.0f};
+  u.z = 0.75f;
+  u.grad_sq = 9.0f;
+  u.seen = {1, 5, 9};
+  u.recent_items = {9, 1};
+  u.recent_weights = {1.0f, -1.0f};
+  u.events = 3;
+  u.last_ts = -42;
+  u.sketch = {7, 8, 9, 10};
+  u.sketch_empty = false;
+  std::string enc;
+  EncodeUser(u, &enc);
+  // version + dim + 2*3 floats + z + grad + events + ts + (1+3) + (1+2) + 2 + flag + (1+4)
+  EXPECT_EQ(enc.size(), 1u + 4 + 24 + 4 + 4 + 8 + 8 + 16 + 12 + 8 + 1 + 20);
+  EXPECT_EQ(static_cast<uint8_t>(enc[0]), kCodecVersion);
+  engine::UserState back;
+  ASSERT_TRUE(DecodeUser(enc, 3, &back));
+  std::string again;
+  EncodeUser(back, &again);
+  EXPECT_EQ(again, enc);
+  EXPECT_EQ(back.last_ts, -42);
+  EXPECT_EQ(back.seen, u.seen);
+  EXPECT_FALSE(DecodeUser(enc, 4, &back)) << "wrong dimension";
+  for (size_t cut = 0; cut < enc.size(); ++cut)
+    EXPECT_FALSE(DecodeUser(std::string_view(enc).substr(0, cut), 3, &back)) << cut;
+  EXPECT_FALSE(DecodeUser(enc + "x", 3, &back)) << "trailing bytes";
+  std::string bad = enc;
+  bad[0] = 99;
+  EXPECT_FALSE(DecodeUser(bad, 3, &back)) << "unknown version";
+
+  // Keys: big-endian, so byte order is numeric order.
+  EXPECT_EQ(EdgeKey(1, 2), std::string("\0\0\0\1\0\0\0\2", 8));
+  EXPECT_LT(EdgeKey(1, 0xFFFFFFFF), EdgeKey(2, 0));
+  EXPECT_LT(EdgeKey(0xFFFFFFFF, 0xFFFFFFFF), EdgeRowEnd(0xFFFFFFFF));
+  EXPECT_LT(EdgeRowEnd(1), EdgeKey(2, 0));
+  EXPECT_LT(OffsetKey("t", -1), OffsetKey("t", 0));
+  int32_t p = 0;
+  ASSERT_TRUE(DecodeOffsetKey(OffsetKey("t", -7), OffsetKeyPrefix("t"), &p));
+  EXPECT_EQ(p, -7);
+}
+
+// ---- export ------------------------------------------------------------------------------
+
+TEST(Export, NpyHeaderIsNumpyV1AndPadded) {
+  const std::string h = NpyHeader(3, 2);
+  ASSERT_EQ(h.size() % 64, 0u);
+  EXPECT_EQ(h.substr(0, 8), std::string("\x93NUMPY\x01\x00", 8));
+  const size_t len = static_cast<unsigned char>(h[8]) | static_cast<unsigned char>(h[9]) << 8;
+  EXPECT_EQ(len, h.size() - 10);
+  EXPECT_EQ(h.substr(10, 59), "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }");
+  EXPECT_EQ(h.back(), '\n');
+}
+
+TEST(Export, NpyAndJsonlHoldEveryEmbeddingBitForBit) {
+  const config::Options o = SmallOptions();
+  engine::Engine e(o);
+  ApplyRange(e, Stream(800, 2), 0, 800);
+  std::map<std::string, std::vector<float>> want;
+  e.ForEachEmbedding([&](char kind, const std::string& id, std::span<const float> v) {
+    want[std::string(1, kind) + id].assign(v.begin(), v.end());
+  });
+  const fs::path dir = UniqueTempDir("export");
+  fs::create_directories(dir);
+  auto counts = ExportNpy(e, (dir / "x").string());
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->users + counts->items, want.size());
+  for (const char* kind : {"users", "items"}) {
+    std::ifstream npy(dir / (std::string("x.") + kind + ".npy"), std::ios::binary);
+    std::ifstream ids(dir / (std::string("x.") + kind + ".ids.txt"));
+    const std::string bytes((std::istreambuf_iterator<char>(npy)),
+                            std::istreambuf_iterator<char>());
+    std::vector<std::string> names;
+    for (std::string line; std::getline(ids, line);) names.push_back(line);
+    const std::string header = NpyHeader(names.size(), 8);
+    ASSERT_EQ(bytes.substr(0, header.size()), header) << kind;
+    ASSERT_EQ(bytes.size(), header.size() + names.size() * 8 * 4) << kind;
+    for (size_t r = 0; r < names.size(); ++r) {
+      std::vector<float> row(8);
+      std::memcpy(row.data(), bytes.data() + header.size() + r * 32, 32);
+      EXPECT_EQ(row, want.at(std::string(1, kind[0]) + names[r])) << names[r];
+    }
+  }
+  ASSERT_TRUE(ExportJsonl(e, (dir / "x.jsonl").string()).ok());
+  std::ifstream in(dir / "x.jsonl");
+  size_t lines = 0;
+  for (std::string line; std::getline(in, line); ++lines) {
+    const auto j = nlohmann::json::parse(line);
+    const std::string key = (j["kind"] == "user" ? "u" : "i") + j["id"].get<std::string>();
+    std::vector<float> v;
+    for (const auto& x : j["embedding"]) v.push_back(static_cast<float>(x.get<double>()));
+    EXPECT_EQ(v, want.at(key)) << "shortest round-trip floats parse back to the same bits";
+  }
+  EXPECT_EQ(lines, want.size());
+  fs::remove_all(dir);
+}
+
+// ---- RocksDB only --------------------------------------------------------------------------
+
+class RocksDbStoreTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    for (const auto& d : dirs_) fs::remove_all(d);
+  }
+  fs::path Dir(const std::string& tag) {
+    dirs_.push_back(UniqueTempDir(tag));
+    return dirs_.back();
+  }
+  static Result<std::unique_ptr<StateStore>> OpenAt(const fs::path& dir, const config::Options& o) {
+    config::StorageOptions s = o.storage;
+    s.path = dir.string();
+    return OpenRocksDbStore(s, o.model, "events");
+  }
+  static void Fill(StateStore& store, const config::Options& o, size_t n,
+                   const std::string& extra_user = "") {
+    engine::Engine e(o);
+    ASSERT_TRUE(store.LoadInto(e).ok());
+    e.SetChangeTracking(true);
+    auto ev = Stream(n, 9);
+    if (!extra_user.empty()) ev.push_back({extra_user, ev[0].item, "click", 1.0, ev.back().ts_ms});
+    ApplyRange(e, ev, 0, ev.size());
+    ASSERT_TRUE(Flush(e, store).ok());
+  }
+  std::vector<fs::path> dirs_;
+};
+
+TEST_F(RocksDbStoreTest, ReopenAfterCloseGivesTheSameState) {
+  const auto dir = Dir("reopen");
+  const config::Options o = SmallOptions();
+  Snapshot before;
+  {
+    auto store = OpenAt(dir, o);
+    ASSERT_TRUE(store.ok());
+    Fill(*store.value(), o, 2000);
+    auto s = TakeSnapshot(*store.value());
+    ASSERT_TRUE(s.ok());
+    before = std::move(s.value());
+  }
+  auto store = OpenAt(dir, o);
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  auto after = TakeSnapshot(*store.value());
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(DiffSnapshots(before, after.value()), "");
+  EXPECT_EQ(after->events_applied, 2000u);
+  EXPECT_GT(store.value()->SizeBytes(), 0u);
+}
+
+TEST_F(RocksDbStoreTest, SecondOpenIsRefusedAsLocked) {
+  const auto dir = Dir("lock");
+  const config::Options o = SmallOptions();
+  auto first = OpenAt(dir, o);
+  ASSERT_TRUE(first.ok());
+  auto second = OpenAt(dir, o);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, "storage_locked");
+  EXPECT_NE(second.error().message.find(dir.string()), std::string::npos);
+  EXPECT_NE(second.error().message.find("storage.path"), std::string::npos) << "says what to do";
+
+  // Another process (the real binary) is refused the same way.
+  const std::string cmd = std::string(SIMSTREAM_BINARY) + " checkpoint --data-dir " + dir.string() +
+                          " --to " + (dir / "cp").string() +
+                          " --set model.dim=8 --set model.minhash_size=16 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buf[512];
+  while (size_t n = std::fread(buf, 1, sizeof(buf), pipe)) output.append(buf, n);
+  const int rc = ::pclose(pipe);
+  EXPECT_NE(WEXITSTATUS(rc), 0);
+  EXPECT_NE(output.find("storage_locked"), std::string::npos) << output;
+}
+
+TEST_F(RocksDbStoreTest, SettingsMismatchIsRefusedNamingBothValues) {
+  const auto dir = Dir("schema");
+  config::Options o = SmallOptions();
+  { ASSERT_TRUE(OpenAt(dir, o).ok()); }
+  config::Options other = o;
+  other.model.dim = 32;
+  auto r = OpenAt(dir, other);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, "schema_mismatch");
+  EXPECT_NE(r.error().message.find("model.dim: stored 8, configured 32"), std::string::npos)
+      << r.error().message;
+  other = o;
+  other.model.loss = "softmax";
+  r = OpenAt(dir, other);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("model.loss"), std::string::npos) << r.error().message;
+  // Settings that do not change the meaning of stored rows may change freely.
+  other = o;
+  other.model.learning_rate = 0.5;
+  EXPECT_TRUE(OpenAt(dir, other).ok());
+}
+
+// Damages a copy of a closed store; opening or loading it must fail with a clear error.
+TEST_F(RocksDbStoreTest, CorruptionIsReportedNotCrashedOn) {
+  const auto dir = Dir("corrupt");
+  const config::Options o = SmallOptions();
+  {
+    auto store = OpenAt(dir, o);
+    ASSERT_TRUE(store.ok());
+    Fill(*store.value(), o, 3000);
+    ASSERT_TRUE(store.value()->PurgeDeleted().ok());  // everything into SST files
+  }
+  auto damaged_copy = [&](const std::string& tag, const std::string& ext, bool truncate) {
+    const auto copy = Dir(tag);
+    fs::copy(dir, copy, fs::copy_options::recursive);
+    bool touched = false;
+    for (const auto& f : fs::directory_iterator(copy)) {
+      const std::string name = f.path().filename().string();
+      if (name.find(ext) == std::string::npos) continue;
+      const auto size = fs::file_size(f.path());
+      if (truncate) {
+        fs::resize_file(f.path(), size / 2);
+      } else {
+        std::fstream io(f.path(), std::ios::in | std::ios::out | std::ios::binary);
+        for (uintmax_t at = size / 8; at < size / 2; at += 97) {  // flip bytes in data blocks
+          io.seekp(static_cast<std::streamoff>(at));
+          io.put('\x5a');
+        }
+      }
+      touched = true;
+    }
+    EXPECT_TRUE(touched) << "no " << ext << " file in " << copy;
+    return copy;
+  };
+  for (const auto& [tag, ext, truncate] :
+       {std::tuple<std::string, std::string, bool>{"sst_flip", ".sst", false},
+        {"manifest_cut", "MANIFEST", true}}) {
+    const auto copy = damaged_copy(tag, ext, truncate);
+    auto r = OpenAt(copy, o);
+    Error err;
+    if (r.ok()) {
+      engine::Engine e(o);
+      const Status st = r.value()->LoadInto(e);
+      ASSERT_FALSE(st.ok()) << tag << ": damage went unnoticed";
+      err = st.error();
+    } else {
+      err = r.error();
+    }
+    EXPECT_TRUE(err.code == "storage_corrupt" || err.code == "storage_io")
+        << tag << ": " << err.code;
+    EXPECT_FALSE(err.message.empty());
+    if (err.code == "storage_corrupt") {
+      EXPECT_NE(err.message.find("checkpoint"), std::string::npos) << err.message;
+    }
+  }
+}
+
+TEST_F(RocksDbStoreTest, CheckpointIsAUsableCopy) {
+  const auto dir = Dir("cp_src");
+  const auto cp = Dir("cp_dst");
+  const config::Options o = SmallOptions();
+  auto store = OpenAt(dir, o);
+  ASSERT_TRUE(store.ok());
+  Fill(*store.value(), o, 1500);
+  ASSERT_TRUE(store.value()->Checkpoint(cp.string()).ok());
+  const Status again = store.value()->Checkpoint(cp.string());
+  EXPECT_FALSE(again.ok()) << "an existing directory is never overwritten";
+  auto copy = OpenAt(cp, o);
+  ASSERT_TRUE(copy.ok()) << copy.error().message;
+  auto a = TakeSnapshot(*store.value());
+  auto b = TakeSnapshot(*copy.value());
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(DiffSnapshots(a.value(), b.value()), "");
+}
+
+bool AnyFileContains(const fs::path& dir, const std::string& needle) {
+  for (const auto& f : fs::recursive_directory_iterator(dir)) {
+    if (!f.is_regular_file()) continue;
+    std::ifstream in(f.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (bytes.find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST_F(RocksDbStoreTest, ForgottenUserLeavesNoBytesOnDiskAfterPurge) {
+  const auto dir = Dir("purge");
+  const config::Options o = SmallOptions();
+  const std::string victim = "forget-me-7f3a9c";
+  auto store = OpenAt(dir, o);
+  ASSERT_TRUE(store.ok());
+  Fill(*store.value(), o, 500, victim);
+  ASSERT_TRUE(AnyFileContains(dir, victim)) << "the scan must see the id before forgetting";
+  engine::Engine e(o);
+  ASSERT_TRUE(store.value()->LoadInto(e).ok());
+  e.SetChangeTracking(true);
+  ASSERT_TRUE(e.ForgetUser(victim));
+  ASSERT_TRUE(Flush(e, *store.value()).ok());
+  ASSERT_TRUE(store.value()->PurgeDeleted().ok());
+  EXPECT_FALSE(AnyFileContains(dir, victim));
+}
+
+}  // namespace
+}  // namespace simstream::storage

@@ -11,21 +11,21 @@
 # jars are fetched once with Maven (scripts/kafka/pom.xml) into a cache directory.
 #
 # Environment:
-#   SIMSTREAM_KAFKA_VERSION  Kafka version to fetch (default 3.9.1)
-#   SIMSTREAM_KAFKA_HOME     jar cache (default ~/.cache/simstream/kafka-<version>)
-#   SIMSTREAM_KAFKA_STATE    pid, address, config, logs and data (default /tmp/simstream-kafka)
-#   SIMSTREAM_KAFKA_HEAP     JVM max heap (default 512m)
-#   SIMSTREAM_KAFKA_START_TIMEOUT  seconds to wait for the broker (default 60)
+#   KAFKA_LOCAL_VERSION  Kafka version to fetch (default 3.9.1)
+#   KAFKA_LOCAL_HOME     jar cache (default ~/.cache/simstream/kafka-<version>)
+#   KAFKA_LOCAL_STATE    pid, address, config, logs and data (default /tmp/simstream-kafka)
+#   KAFKA_LOCAL_HEAP     JVM max heap (default 512m)
+#   KAFKA_LOCAL_START_TIMEOUT  seconds to wait for the broker (default 60)
 #   JAVA                     java binary (default: $JAVA_HOME/bin/java, else java on PATH)
 set -euo pipefail
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly script_dir
-readonly kafka_version="${SIMSTREAM_KAFKA_VERSION:-3.9.1}"
-readonly kafka_home="${SIMSTREAM_KAFKA_HOME:-${HOME:-/root}/.cache/simstream/kafka-${kafka_version}}"
-readonly state_dir="${SIMSTREAM_KAFKA_STATE:-/tmp/simstream-kafka}"
-readonly heap="${SIMSTREAM_KAFKA_HEAP:-512m}"
-readonly start_timeout="${SIMSTREAM_KAFKA_START_TIMEOUT:-60}"
+readonly kafka_version="${KAFKA_LOCAL_VERSION:-3.9.1}"
+readonly kafka_home="${KAFKA_LOCAL_HOME:-${HOME:-/root}/.cache/simstream/kafka-${kafka_version}}"
+readonly state_dir="${KAFKA_LOCAL_STATE:-/tmp/simstream-kafka}"
+readonly heap="${KAFKA_LOCAL_HEAP:-512m}"
+readonly start_timeout="${KAFKA_LOCAL_START_TIMEOUT:-60}"
 readonly libs_dir="${kafka_home}/libs"
 readonly pid_file="${state_dir}/kafka.pid"
 readonly address_file="${state_dir}/address"

@@ -16,7 +16,7 @@
 #   SIMSTREAM_BUILD_TARGETS      build only these targets (space-separated); pair it with
 #                                `-- -R REGEX` so ctest runs only the tests they hold
 #   SIMSTREAM_TEST_KAFKA_BROKERS if already set, that broker is used and none is started
-#   SIMSTREAM_KAFKA_STATE        state dir of the broker started here
+#   KAFKA_LOCAL_STATE        state dir of the broker started here
 #                                (default: <build dir>/kafka-local, so a broker you
 #                                started by hand with scripts/kafka-local.sh is left alone)
 set -euo pipefail
@@ -117,8 +117,8 @@ if ((use_kafka)); then
   if [[ -n "${SIMSTREAM_TEST_KAFKA_BROKERS:-}" ]]; then
     section "using Kafka at ${SIMSTREAM_TEST_KAFKA_BROKERS} (SIMSTREAM_TEST_KAFKA_BROKERS)"
   else
-    export SIMSTREAM_KAFKA_STATE="${SIMSTREAM_KAFKA_STATE:-${build_dir}/kafka-local}"
-    section "start Kafka (state in ${SIMSTREAM_KAFKA_STATE})"
+    export KAFKA_LOCAL_STATE="${KAFKA_LOCAL_STATE:-${build_dir}/kafka-local}"
+    section "start Kafka (state in ${KAFKA_LOCAL_STATE})"
     started_kafka=1
     brokers="$("${repo_root}/scripts/kafka-local.sh" start | tail -n 1)"
     [[ -n "${brokers}" ]] || {

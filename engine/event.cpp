@@ -358,6 +358,13 @@ Result<Event> ParseEvent(std::string_view bytes, const EventRules& rules, int64_
     // Only reachable through a non-finite rule weight; never let one into the model.
     return Reject("weight_not_finite", "\"weight\" resolved from the event type is not finite");
   }
+  if (std::abs(event.weight) > kMaxAbsWeight) {
+    // One absurd weight would overflow the learner's step accumulators for good.
+    return Reject("weight_out_of_range",
+                  "\"weight\" must be within [-" + std::to_string(static_cast<int>(kMaxAbsWeight)) +
+                      ", " + std::to_string(static_cast<int>(kMaxAbsWeight)) + "] (got " +
+                      std::to_string(event.weight) + ")");
+  }
 
   const std::string ts_expectation = "\"ts\" must be a non-negative integer of epoch milliseconds";
   switch (raw.ts.kind) {

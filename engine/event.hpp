@@ -12,6 +12,8 @@ namespace simstream::engine {
 
 // Longest accepted user or item id, in bytes.
 inline constexpr size_t kMaxIdBytes = 256;
+// Largest accepted |weight| of an event: beyond it one event could swamp the learner.
+inline constexpr double kMaxAbsWeight = 1000.0;
 
 // One validated interaction. `weight` is already resolved: the explicit "weight" if given,
 // else the weight of "type" in model.event_weights, else the default weight.
@@ -34,7 +36,7 @@ struct EventRules {
 // Reason codes of rejected events (the `code` of the Error), stable for metrics and the DLQ:
 //   "oversized", "invalid_utf8", "not_json", "not_object", "missing_user", "missing_item",
 //   "empty_user", "empty_item", "id_too_long", "wrong_type", "weight_not_finite",
-//   "unknown_type", "bad_timestamp".
+//   "weight_out_of_range" (|weight| > kMaxAbsWeight), "unknown_type", "bad_timestamp".
 // The message names the offending field.
 //
 // "user" and "item" may also be JSON numbers with an integral value; they become their decimal

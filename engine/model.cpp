@@ -313,6 +313,8 @@ void OnlineModel::Observe(const Interaction& x) {
         MarkEdge(other, x.item);
       }
       for (uint32_t r : pruned_scratch_) {
+        // After a restart the flags cover only items marked since; rows pruned here can be older.
+        if (row_rewritten_.size() <= r) row_rewritten_.resize(r + 1, 0);
         if (!row_rewritten_[r]) row_rewritten_[r] = 1, rewritten_rows_.push_back(r);
       }
     }

@@ -157,6 +157,9 @@ TEST(ParseEventTest, EveryReasonCode) {
 
   EXPECT_EQ(RejectCode(R"({"user":"u","item":"i","weight":1e999})"), "weight_not_finite");
   EXPECT_EQ(RejectCode(R"({"user":"u","item":"i","weight":-1e999})"), "weight_not_finite");
+  // Finite but absurd weights would overflow the learner's step accumulators.
+  EXPECT_EQ(RejectCode(R"({"user":"u","item":"i","weight":1e20})"), "weight_out_of_range");
+  EXPECT_EQ(RejectCode(R"({"user":"u","item":"i","weight":-1000.5})"), "weight_out_of_range");
   EXPECT_EQ(RejectCode(R"({"user":"u","item":"i","ts":-5})"), "bad_timestamp");
 }
 

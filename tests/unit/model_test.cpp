@@ -228,7 +228,7 @@ TEST(OnlineModelTest, SameInputsGiveBitIdenticalState) {
 
 // ---- (b) scoring against a twin ----
 
-// Positive-only stream: see DISABLED_DislikedItemGetsNoCooccurrenceEvidence for why the
+// Positive-only stream: see DislikedItemGetsNoCooccurrenceEvidence for why the
 // twin leaves dislikes out.
 TEST(OnlineModelTest, HybridScoresMatchTwinFromPublicStateAndStream) {
   const Stream s = MakeStream(SmallGenerator(/*negative_rate=*/0.0));

@@ -323,7 +323,12 @@ TEST(KafkaIngest, TwoConsumersSplitPartitionsAndTakeOverRealBroker) {
   const config::Options o = MakeOptions(brokers, Unique("group"));
   const auto first = MakeEvents(2000, 60, 11);
   const auto second = MakeEvents(2000, 60, 12);
-  PublishAll(o.kafka, first);  // creates the topic (4 partitions: the broker's default)
+  // Half of the first stream creates the topic (4 partitions: the broker's default); the other
+  // half is published once the group has split the partitions, so both members must apply
+  // some (the first member may well drain the first half alone before the second joins).
+  const std::vector<engine::Event> first_early(first.begin(), first.begin() + 1000);
+  const std::vector<engine::Event> first_late(first.begin() + 1000, first.end());
+  PublishAll(o.kafka, first_early);
 
   SharedOffsets shared;
   engine::Engine ea(o), eb(o);
@@ -332,6 +337,11 @@ TEST(KafkaIngest, TwoConsumersSplitPartitionsAndTakeOverRealBroker) {
   ASSERT_TRUE(a.ok() && b.ok());
   ASSERT_TRUE((*a)->Start().ok());
   ASSERT_TRUE((*b)->Start().ok());
+  ASSERT_TRUE(WaitFor(
+      [&] { return (*a)->Stats().assigned.size() == 2 && (*b)->Stats().assigned.size() == 2; },
+      90s))
+      << (*a)->Stats().assigned.size() << " " << (*b)->Stats().assigned.size();
+  PublishAll(o.kafka, first_late);
   ASSERT_TRUE(WaitFor(
       [&] {
         return (*a)->Stats().assigned.size() == 2 && (*b)->Stats().assigned.size() == 2 &&

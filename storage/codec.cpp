@@ -42,7 +42,7 @@ template <typename T>
 void PutArray(std::string* out, const T* data, size_t n) {
   static_assert(sizeof(T) == 4);
   if constexpr (std::endian::native == std::endian::little) {
-    out->append(reinterpret_cast<const char*>(data), n * 4);
+    if (n > 0) out->append(reinterpret_cast<const char*>(data), n * 4);
   } else {
     for (size_t i = 0; i < n; ++i) PutInt(out, std::bit_cast<uint32_t>(data[i]));
   }
@@ -83,7 +83,7 @@ class Reader {
     if ((in_.size() - pos_) / 4 < n) return false;
     v->resize(n);
     if constexpr (std::endian::native == std::endian::little) {
-      std::memcpy(v->data(), in_.data() + pos_, n * 4);
+      if (n > 0) std::memcpy(v->data(), in_.data() + pos_, n * 4);  // data() may be null
       pos_ += n * 4;
     } else {
       for (size_t i = 0; i < n; ++i) {

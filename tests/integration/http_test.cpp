@@ -285,11 +285,13 @@ TEST_F(HttpTest, RecommendationsExcludeSeenAndRequested) {
   // exclude= removes what was asked (commas split, each value percent-decoded).
   r = Get("/v1/users/u1/recommendations?k=5&exclude=nothing," + first);
   ASSERT_EQ(r.status, 200);
-  for (const auto& it : r.Json()["items"]) EXPECT_NE(it["item"], first);
+  const auto excluded = r.Json();  // range-for over a temporary's member would dangle
+  for (const auto& it : excluded["items"]) EXPECT_NE(it["item"], first);
   // explain=true adds "because" (history items) to every item.
   r = Get("/v1/users/u1/recommendations?k=3&explain=true");
   ASSERT_EQ(r.status, 200);
-  for (const auto& it : r.Json()["items"]) {
+  const auto explained = r.Json();
+  for (const auto& it : explained["items"]) {
     ASSERT_TRUE(it["because"].is_array()) << it;
     for (const auto& b : it["because"]) EXPECT_EQ(seen.count(b.get<std::string>()), 1u) << b;
   }

@@ -95,7 +95,7 @@ int RunProduce(const ConfigArgs& cfg, std::string brokers, std::string topic,
   if (!opts.ok()) return Fail(opts.error());
   if (!brokers.empty()) opts->kafka.brokers = brokers;
   if (!topic.empty()) opts->kafka.topic = topic;
-  auto events = LoadForProduce(input, format, RulesFrom(opts.value()));
+  auto events = LoadForProduce(input, format, engine::EventRulesFrom(opts.value()));
   if (!events.ok()) return Fail(events.error());
   auto sink = connectors::KafkaEventSink::Create(opts->kafka, /*delivery_timeout_ms=*/60000);
   if (!sink.ok()) return Fail(sink.error());
@@ -156,8 +156,8 @@ int Serve(const config::Options& opts, const sigset_t& stop_signals,
   };
   connectors::KafkaSourceOptions source_opts;
   source_opts.close_timeout_ms = 2500;
-  auto source =
-      connectors::KafkaSource::Create(opts.kafka, RulesFrom(opts), *engine, hooks, source_opts);
+  auto source = connectors::KafkaSource::Create(opts.kafka, engine::EventRulesFrom(opts), *engine,
+                                                hooks, source_opts);
   if (!source.ok()) return Fail(source.error());
   auto sink = connectors::KafkaEventSink::Create(opts.kafka);
   if (!sink.ok()) return Fail(sink.error());
@@ -174,7 +174,15 @@ int Serve(const config::Options& opts, const sigset_t& stop_signals,
       (std::filesystem::path(opts.storage.path) / "checkpoints").string();
   deps.checkpoint_dir = [checkpoints] { return checkpoints; };
   connectors::HttpServerOptions http_opts;
-  http_opts.event_rules = RulesFrom(opts);
+  http_opts.event_rules = engine::EventRulesFrom(opts);
+  http_opts.header_limit = static_cast<uint32_t>(opts.server.header_limit);
+  http_opts.url_limit = static_cast<size_t>(opts.server.url_limit);
+  http_opts.read_timeout_ms = opts.server.read_timeout_ms;
+  http_opts.idle_timeout_ms = opts.server.idle_timeout_ms;
+  http_opts.write_timeout_ms = opts.server.write_timeout_ms;
+  http_opts.max_connections = static_cast<size_t>(opts.server.max_connections);
+  http_opts.pipeline_limit = static_cast<size_t>(opts.server.pipeline_limit);
+  http_opts.wait_timeout_ms = opts.server.wait_timeout_ms;
   http_opts.drain_timeout_ms = 1000;
   auto server = connectors::HttpServer::Start(opts.server, http_opts, deps);
   if (!server.ok()) return Fail(server.error());
@@ -234,7 +242,7 @@ int RunDemo(const ConfigArgs& cfg, const std::string& input, const std::string& 
 
   std::vector<engine::Event> events;
   if (!input.empty()) {
-    auto loaded = LoadForProduce(input, format, RulesFrom(opts.value()));
+    auto loaded = LoadForProduce(input, format, engine::EventRulesFrom(opts.value()));
     if (!loaded.ok()) return Fail(loaded.error());
     events = std::move(loaded.value());
   } else {

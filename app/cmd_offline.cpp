@@ -52,7 +52,7 @@ int RunEvaluate(const ConfigArgs& cfg, const std::string& input, const std::stri
   auto opts = cfg.Load();
   if (!opts.ok()) return Fail(opts.error());
   if (k > 0) opts->eval.k = k;
-  auto loaded = LoadInput(input, format, RulesFrom(opts.value()));
+  auto loaded = LoadInput(input, format, engine::EventRulesFrom(opts.value()));
   if (!loaded.ok()) return Fail(loaded.error());
   auto& events = loaded->events;
   if (limit > 0 && static_cast<size_t>(limit) < events.size()) events.resize(limit);
@@ -169,7 +169,7 @@ int RunTune(const ConfigArgs& cfg, const std::string& input, const std::string& 
             engine::TuneOptions t) {
   auto opts = cfg.Load();
   if (!opts.ok()) return Fail(opts.error());
-  auto loaded = LoadInput(input, format, RulesFrom(opts.value()));
+  auto loaded = LoadInput(input, format, engine::EventRulesFrom(opts.value()));
   if (!loaded.ok()) return Fail(loaded.error());
   if (t.k == 0) t.k = static_cast<size_t>(opts->eval.k);
   ProgressBar bar("trials");

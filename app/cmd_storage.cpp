@@ -54,7 +54,8 @@ int RunApply(const ConfigArgs& cfg, const std::string& data_dir, const std::stri
   const double load_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   engine::Engine& eng = *state->engine;
-  auto loaded = connectors::LoadEvents(input, fmt, RulesFrom(opts.value()), /*sort_by_time=*/false);
+  auto loaded = connectors::LoadEvents(input, fmt, engine::EventRulesFrom(opts.value()),
+                                       /*sort_by_time=*/false);
   if (!loaded.ok()) return Fail(loaded.error());
   const auto& events = loaded->events;
 

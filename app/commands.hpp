@@ -21,9 +21,6 @@ inline constexpr int kExitUsage = 2;
 // Prints "simstream: <code>: <message>" on stderr and returns kExitFailure.
 int Fail(const Error& e);
 
-// The event validation rules the configuration implies.
-engine::EventRules RulesFrom(const config::Options& o);
-
 // --config and --set, shared by every subcommand that reads the configuration.
 struct ConfigArgs {
   std::string config_path;

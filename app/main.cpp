@@ -11,15 +11,6 @@ int Fail(const Error& e) {
   return kExitFailure;
 }
 
-engine::EventRules RulesFrom(const config::Options& o) {
-  engine::EventRules r;
-  r.type_weights = o.model.event_weights;
-  r.default_weight = o.model.default_event_weight;
-  r.reject_unknown_type = o.kafka.unknown_event_type == "reject";
-  r.max_message_bytes = static_cast<size_t>(o.kafka.max_message_bytes);
-  return r;
-}
-
 }  // namespace simstream::app
 
 int main(int argc, char** argv) {

@@ -14,11 +14,13 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "config/options.hpp"
+#include "engine/engine.hpp"
 #include "engine/event.hpp"
 #include "engine/generator.hpp"
 #include "engine/interner.hpp"
@@ -116,6 +118,58 @@ void BM_SimilarUsers(benchmark::State& state) {
   state.counters["users"] = static_cast<double>(w.model.users());
 }
 BENCHMARK(BM_SimilarUsers)->Unit(benchmark::kMicrosecond);
+
+// Engine::Recommend at the serving layer, side by side: index.kind=exact scores the whole
+// catalogue; index.kind=hnsw takes the two-stage path (item-index, neighbourhood and popular
+// candidates, re-scored exactly). Same stream and model as above, one engine per mode, built
+// on first use; the user index is built too but not used here.
+simstream::engine::Engine& GetEngine(bool two_stage) {
+  static std::map<bool, std::unique_ptr<simstream::engine::Engine>> engines;
+  auto& e = engines[two_stage];
+  if (!e) {
+    simstream::config::Options opts;
+    opts.model.dim = kDim;
+    opts.index.kind = two_stage ? "hnsw" : "exact";
+    opts.index.maintenance_interval_ms = 0;
+    e = std::make_unique<simstream::engine::Engine>(opts);
+    GeneratorOptions g;
+    g.users = 100000;
+    g.items = 20000;
+    g.events = 1000000;
+    g.communities = 50;
+    g.seed = 20240601;
+    std::vector<simstream::engine::SourcedEvent> batch;
+    int64_t offset = 0;
+    (void)simstream::engine::Generate(g, [&](const Event& ev) {
+      Event x = ev;
+      const auto it = opts.model.event_weights.find(ev.type);
+      x.weight =
+          it != opts.model.event_weights.end() ? it->second : opts.model.default_event_weight;
+      batch.push_back({x, 0, offset++});
+      if (batch.size() == 4096) e->Apply(batch), batch.clear();
+    });
+    e->Apply(batch);
+    if (two_stage) e->MaintainIndexes();
+  }
+  return *e;
+}
+
+void BM_EngineRecommend(benchmark::State& state) {
+  const bool two_stage = state.range(0) != 0;
+  simstream::engine::Engine& e = GetEngine(two_stage);
+  Rng rng(7);
+  std::vector<std::string> users;
+  while (users.size() < kQueryUsers) users.push_back("u" + std::to_string(rng.Below(100000)));
+  size_t next = 0;
+  for (auto _ : state) {
+    auto recs = e.Recommend(users[next], kK, {}, /*explain=*/false);
+    benchmark::DoNotOptimize(recs.items.data());
+    if (++next == users.size()) next = 0;
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetLabel(two_stage ? "two-stage" : "exact");
+}
+BENCHMARK(BM_EngineRecommend)->ArgName("two_stage")->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 
 // n x kDim standard-normal rows (row-major) and their norms, built once per n.
 struct Rows {

@@ -40,7 +40,7 @@ struct KeyInfo {
   nlohmann::json default_value;      // the default of options.hpp
 };
 
-// Every key, grouped by section in the order kafka, storage, server, model, eval.
+// Every key, grouped by section in the order kafka, storage, server, model, eval, index.
 const std::vector<KeyInfo>& Keys();
 
 // The key called `name` ("section.key"), or nullptr.

@@ -50,6 +50,22 @@ struct ServerOptions {
   int64_t threads = 2;
   // Largest request body, in bytes. Default: 1048576 (1 MiB).
   int64_t body_limit = 1048576;
+  // Largest request line plus headers, in bytes (beyond: 431). Default: 8192.
+  int64_t header_limit = 8192;
+  // Longest request target, path and query, in bytes (beyond: 414). Default: 2048.
+  int64_t url_limit = 2048;
+  // Time a client has to send a whole request once its first byte arrived. Default: 10000.
+  int64_t read_timeout_ms = 10000;
+  // Time a connection may sit idle before and between requests. Default: 30000.
+  int64_t idle_timeout_ms = 30000;
+  // Time a client has to take a response. Default: 10000.
+  int64_t write_timeout_ms = 10000;
+  // Open connections beyond which new ones get 503 and are closed. Default: 1024.
+  int64_t max_connections = 1024;
+  // Responses queued per connection (pipelining) before the server stops reading. Default: 8.
+  int64_t pipeline_limit = 8;
+  // Longest wait of POST /v1/events?wait=true for the events to be applied. Default: 5000.
+  int64_t wait_timeout_ms = 5000;
   // Bearer tokens per role; empty disables the check for that role. Default: "".
   std::string read_token;
   std::string write_token;
@@ -119,12 +135,42 @@ struct EvalOptions {
   double popularity_half_life_events = 10000;
 };
 
+struct IndexOptions {
+  // Index answering cosine similar-users / similar-items queries: "exact" (scan every row),
+  // "hnsw" (approximate, HNSW graph) or "auto" (HNSW once a table has hnsw_min_size rows).
+  // Other metrics are always exact. Default: "auto".
+  std::string kind = "auto";
+  // Rows of a table (users, items) from which "auto" builds and uses an HNSW index. Default: 20000.
+  int64_t hnsw_min_size = 20000;
+  // HNSW graph degree M (layer 0 keeps 2M links). Default: 16.
+  int64_t m = 16;
+  // HNSW candidate list while inserting. Default: 100.
+  int64_t ef_construction = 100;
+  // HNSW candidate list of a query (higher: better recall, slower). Default: 64.
+  int64_t ef_search = 64;
+  // Cosine distance (1 - cos) a vector may drift from its indexed version before it is
+  // re-inserted. Default: 0.05.
+  double drift_threshold = 0.05;
+  // How often the background maintainer samples recall@10 against exact search, sweeps for
+  // drifted rows and decides on rebuilds, in milliseconds; 0 disables it. Default: 1000.
+  int64_t maintenance_interval_ms = 1000;
+  // Rebuild the index in the background when its rolling recall@10 falls below this.
+  // Default: 0.9.
+  double rebuild_below_recall = 0.9;
+  // Re-inserts of drifted rows per applied batch, at most (0: no limit). Each costs about an
+  // HNSW insert on the learner thread; drifted rows over the cap wait for the next batches, in
+  // order. Default: 0 (a cap trades index freshness for learner throughput: README
+  // "Approximate nearest neighbours").
+  int64_t max_reinserts_per_batch = 0;
+};
+
 struct Options {
   KafkaOptions kafka;
   StorageOptions storage;
   ServerOptions server;
   ModelOptions model;
   EvalOptions eval;
+  IndexOptions index;
 };
 
 }  // namespace simstream::config

@@ -12,48 +12,44 @@ inline size_t Slot(uint32_t key, size_t mask) {
 }  // namespace
 
 void SparseRow::Rehash(size_t capacity) {
-  std::vector<uint32_t> old_keys = std::move(keys_);
-  std::vector<float> old_vals = std::move(vals_);
-  keys_.assign(capacity, kEmpty);
-  vals_.assign(capacity, 0.0f);
+  std::vector<Entry> old = std::move(slots_);
+  slots_.assign(capacity, Entry{kEmpty, 0.0f});
   const size_t mask = capacity - 1;
-  for (size_t i = 0; i < old_keys.size(); ++i) {
-    if (old_keys[i] == kEmpty) continue;
-    size_t s = Slot(old_keys[i], mask);
-    while (keys_[s] != kEmpty) s = (s + 1) & mask;
-    keys_[s] = old_keys[i];
-    vals_[s] = old_vals[i];
+  for (const Entry& e : old) {
+    if (e.key == kEmpty) continue;
+    size_t s = Slot(e.key, mask);
+    while (slots_[s].key != kEmpty) s = (s + 1) & mask;
+    slots_[s] = e;
   }
 }
 
 void SparseRow::Add(uint32_t key, float delta) {
-  if (keys_.empty()) Rehash(8);
-  if ((size_ + 1) * 4 > keys_.size() * 3) Rehash(keys_.size() * 2);
-  const size_t mask = keys_.size() - 1;
+  if (slots_.empty()) Rehash(8);
+  if ((size_ + 1) * 4 > slots_.size() * 3) Rehash(slots_.size() * 2);
+  const size_t mask = slots_.size() - 1;
   size_t s = Slot(key, mask);
-  while (keys_[s] != kEmpty && keys_[s] != key) s = (s + 1) & mask;
-  if (keys_[s] == kEmpty) {
-    keys_[s] = key;
-    vals_[s] = 0.0f;
+  while (slots_[s].key != kEmpty && slots_[s].key != key) s = (s + 1) & mask;
+  if (slots_[s].key == kEmpty) {
+    slots_[s] = Entry{key, 0.0f};
     ++size_;
   }
-  vals_[s] += delta;
+  slots_[s].val += delta;
 }
 
 void SparseRow::Set(uint32_t key, float value) {
   Add(key, 0.0f);
-  const size_t mask = keys_.size() - 1;
+  const size_t mask = slots_.size() - 1;
   size_t s = Slot(key, mask);
-  while (keys_[s] != key) s = (s + 1) & mask;
-  vals_[s] = value;
+  while (slots_[s].key != key) s = (s + 1) & mask;
+  slots_[s].val = value;
 }
 
 float SparseRow::Get(uint32_t key) const {
-  if (keys_.empty()) return 0.0f;
-  const size_t mask = keys_.size() - 1;
+  if (slots_.empty()) return 0.0f;
+  const size_t mask = slots_.size() - 1;
   size_t s = Slot(key, mask);
-  while (keys_[s] != kEmpty) {
-    if (keys_[s] == key) return vals_[s];
+  while (slots_[s].key != kEmpty) {
+    if (slots_[s].key == key) return slots_[s].val;
     s = (s + 1) & mask;
   }
   return 0.0f;
@@ -70,8 +66,7 @@ void SparseRow::PruneTo(size_t keep) {
   entries.resize(keep);
   size_t cap = 8;
   while (cap * 3 < keep * 4 + 4) cap *= 2;
-  keys_.assign(cap, kEmpty);
-  vals_.assign(cap, 0.0f);
+  slots_.assign(cap, Entry{kEmpty, 0.0f});
   size_ = 0;
   // Re-insert in key order so the layout does not depend on the sort's tie handling.
   std::sort(entries.begin(), entries.end(),

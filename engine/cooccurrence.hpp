@@ -25,17 +25,21 @@ class SparseRow {
   // Calls f(key, value) for every entry.
   template <typename F>
   void ForEach(F&& f) const {
-    for (size_t i = 0; i < keys_.size(); ++i)
-      if (keys_[i] != kEmpty) f(keys_[i], vals_[i]);
+    for (const Entry& e : slots_)
+      if (e.key != kEmpty) f(e.key, e.val);
   }
   // Keeps the `keep` entries of largest value (ties: smaller key kept).
   void PruneTo(size_t keep);
-  size_t MemoryBytes() const { return keys_.capacity() * 4 + vals_.capacity() * 4; }
+  size_t MemoryBytes() const { return slots_.capacity() * sizeof(Entry); }
 
  private:
   void Rehash(size_t capacity);
-  std::vector<uint32_t> keys_;
-  std::vector<float> vals_;
+  // Key and value side by side: a probe touches one cache line, not two.
+  struct Entry {
+    uint32_t key;
+    float val;
+  };
+  std::vector<Entry> slots_;
   size_t size_ = 0;
 };
 

@@ -1,6 +1,7 @@
 #include "engine/engine.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
 #include <mutex>
 
@@ -8,55 +9,139 @@
 
 namespace simstream::engine {
 namespace {
-EventRules RulesOf(const config::Options& o) {
-  EventRules r;
-  r.type_weights = o.model.event_weights;
-  r.default_weight = o.model.default_event_weight;
-  r.reject_unknown_type = o.kafka.unknown_event_type == "reject";
-  r.max_message_bytes = static_cast<size_t>(o.kafka.max_message_bytes);
-  return r;
-}
-// One event in this many is ranked for the live prequential HR@k (full ranking is costly).
-constexpr uint64_t kPrequentialSampleEvery = 64;
+// The live prequential HR@k ranks the whole catalogue for one event in
+// max(kMinSampleEvery, items / kItemsPerSampleEvery): a full ranking costs ~20 ns per item, so
+// this keeps it near 1 % of the learner's time whatever the catalogue size (at 20k items, one
+// event in 5000; at 10k events/s the rolling window of 1000 samples spans ~8 minutes).
+constexpr uint64_t kMinSampleEvery = 256;
+constexpr uint64_t kItemsPerSampleEvery = 4;
 }  // namespace
 
 Engine::Engine(const config::Options& opts)
-    : opts_(opts), rules_(RulesOf(opts)), model_(opts.model) {}
+    : opts_(opts),
+      model_(opts.model),
+      user_ann_(LiveAnn::Table::kUsers, opts.index, static_cast<int>(opts.model.dim)),
+      item_ann_(LiveAnn::Table::kItems, opts.index, static_cast<int>(opts.model.dim)),
+      maintain_rng_(SplitMix64(static_cast<uint64_t>(opts.model.seed) ^ 0x1D3Bu)) {
+  const int64_t interval = opts.index.maintenance_interval_ms;
+  if (user_ann_.enabled() && interval > 0) {
+    maintainer_ = std::thread([this, interval] {
+      std::unique_lock lock(stop_mu_);
+      while (!stop_cv_.wait_for(lock, std::chrono::milliseconds(interval), [&] { return stop_; })) {
+        lock.unlock();
+        MaintainIndexes();
+        lock.lock();
+      }
+    });
+  }
+}
+
+Engine::~Engine() {
+  {
+    std::lock_guard lock(stop_mu_);
+    stop_ = true;
+  }
+  stop_cv_.notify_all();
+  if (maintainer_.joinable()) maintainer_.join();
+}
+
+void Engine::MaintainIndexes() {
+  std::lock_guard maintaining(maintain_mu_);
+  for (LiveAnn* ann : {&user_ann_, &item_ann_}) {
+    LiveAnn::Snapshot snap;
+    bool build = false;
+    {
+      std::shared_lock lock(mu_);
+      build = ann->WantsBuild(model_);
+      if (build) snap = ann->BeginBuild(model_);
+    }
+    if (build) {
+      std::unique_ptr<AnnIndex> built = ann->Build(snap);  // no lock: the long part
+      snap = {};
+      std::vector<uint32_t> popular;
+      if (ann == &item_ann_) {  // the two-stage path starts now: give it its popular list
+        std::shared_lock lock(mu_);
+        model_.PopularCandidates(kPopularCandidates, popular);
+      }
+      std::unique_lock lock(mu_);
+      ann->FinishBuild(model_, std::move(built));
+      if (ann == &item_ann_) {
+        popular_items_ = std::move(popular);
+        popular_at_ = events_applied_.load(std::memory_order_relaxed);
+      }
+    }
+    {
+      std::shared_lock lock(mu_);
+      ann->SampleRecall(model_, maintain_rng_);
+    }
+    if (ann == &item_ann_) {  // user rows only move with their own events, which Apply tracks
+      std::shared_lock lock(mu_);
+      ann->SweepDrift(model_);
+    }
+  }
+}
 
 ApplyOutcome Engine::Apply(std::span<const SourcedEvent> events) {
   ApplyOutcome out;
+  std::lock_guard writer(write_mu_);
+  // The exclusive lock is taken per slice of the batch, not for the whole batch: a query waits
+  // for at most one slice (~kEventsPerLock events of learning, well under a millisecond), not
+  // for a Kafka batch of thousands. TakeChanges() cannot run between slices (it takes write_mu_
+  // too), so a flush still sees whole batches.
+  for (size_t begin = 0; begin < events.size(); begin += kEventsPerLock) {
+    if (begin > 0) std::this_thread::yield();  // let queries woken by the unlock in first
+    std::unique_lock lock(mu_);
+    const size_t end = std::min(events.size(), begin + kEventsPerLock);
+    for (const SourcedEvent& se : events.subspan(begin, end - begin)) ApplyLocked(se, out);
+  }
+  // Drift-filtered index updates once per batch: a row moved by many events of the batch is
+  // checked once.
   std::unique_lock lock(mu_);
-  for (const SourcedEvent& se : events) {
-    if (se.partition >= 0) {
-      auto it = next_offsets_.find(se.partition);
-      if (it != next_offsets_.end() && se.offset < it->second) {
-        ++out.duplicates;
-        continue;
-      }
-      next_offsets_[se.partition] = se.offset + 1;
-    }
-    bool new_user = false, new_item = false;
-    const uint32_t u = users_.Intern(se.event.user, &new_user);
-    const uint32_t i = items_.Intern(se.event.item, &new_item);
-    if (tracking_) {
-      if (new_user) new_user_ids_.emplace_back(u, se.event.user);
-      if (new_item) new_item_ids_.emplace_back(i, se.event.item);
-    }
-    if (se.event.weight > 0 && !new_item) SamplePrequential(u, i);
-    const uint64_t key =
-        se.partition >= 0
-            ? EventRngKey(static_cast<uint64_t>(opts_.model.seed), se.partition, se.offset)
-            : EventRngKey(static_cast<uint64_t>(opts_.model.seed), -1,
-                          static_cast<int64_t>(events_applied_.load(std::memory_order_relaxed)));
-    model_.Observe(Interaction{u, i, static_cast<float>(se.event.weight), se.event.ts_ms, key});
-    events_applied_.fetch_add(1, std::memory_order_relaxed);
-    ++out.applied;
+  user_ann_.Sync(model_);
+  item_ann_.Sync(model_);
+  const uint64_t applied = events_applied_.load(std::memory_order_relaxed);
+  if (item_ann_.Active() &&
+      (popular_items_.empty() || applied - popular_at_ >= kPopularRefreshEvents)) {
+    popular_items_.clear();
+    model_.PopularCandidates(kPopularCandidates, popular_items_);
+    popular_at_ = applied;
   }
   return out;
 }
 
+void Engine::ApplyLocked(const SourcedEvent& se, ApplyOutcome& out) {
+  if (se.partition >= 0) {
+    auto it = next_offsets_.find(se.partition);
+    if (it != next_offsets_.end() && se.offset < it->second) {
+      ++out.duplicates;
+      return;
+    }
+    next_offsets_[se.partition] = se.offset + 1;
+  }
+  bool new_user = false, new_item = false;
+  const uint32_t u = users_.Intern(se.event.user, &new_user);
+  const uint32_t i = items_.Intern(se.event.item, &new_item);
+  if (tracking_) {
+    if (new_user) new_user_ids_.emplace_back(u, se.event.user);
+    if (new_item) new_item_ids_.emplace_back(i, se.event.item);
+  }
+  if (se.event.weight > 0 && !new_item) SamplePrequential(u, i);
+  const uint64_t key =
+      se.partition >= 0
+          ? EventRngKey(static_cast<uint64_t>(opts_.model.seed), se.partition, se.offset)
+          : EventRngKey(static_cast<uint64_t>(opts_.model.seed), -1,
+                        static_cast<int64_t>(events_applied_.load(std::memory_order_relaxed)));
+  model_.Observe(Interaction{u, i, static_cast<float>(se.event.weight), se.event.ts_ms, key});
+  user_ann_.Touch(u);
+  item_ann_.Touch(i);
+  events_applied_.fetch_add(1, std::memory_order_relaxed);
+  ++out.applied;
+}
+
 void Engine::SamplePrequential(uint32_t user, uint32_t item) {
-  if (++sample_counter_ % kPrequentialSampleEvery != 0) return;
+  const uint64_t every = std::max<uint64_t>(kMinSampleEvery, model_.items() / kItemsPerSampleEvery);
+  if (++sample_counter_ < every) return;
+  sample_counter_ = 0;
   if (!model_.HasUser(user) || model_.UserEvents(user) == 0) return;
   const auto seen = model_.Seen(user);
   if (std::binary_search(seen.begin(), seen.end(), item)) return;
@@ -67,6 +152,7 @@ void Engine::SamplePrequential(uint32_t user, uint32_t item) {
 }
 
 void Engine::RecordRejected(std::string_view reason, uint64_t n) {
+  std::lock_guard writer(write_mu_);
   std::unique_lock lock(mu_);
   events_rejected_ += n;
   auto it = rejected_by_reason_.find(reason);
@@ -75,23 +161,47 @@ void Engine::RecordRejected(std::string_view reason, uint64_t n) {
   it->second += n;
 }
 
+void Engine::AdvanceOffsets(const std::map<int32_t, int64_t>& next) {
+  if (next.empty()) return;
+  std::lock_guard writer(write_mu_);
+  std::unique_lock lock(mu_);
+  for (const auto& [p, off] : next) {
+    if (p < 0) continue;
+    auto [it, inserted] = next_offsets_.emplace(p, off);
+    if (!inserted) it->second = std::max(it->second, off);
+  }
+}
+
 bool Engine::ForgetUser(std::string_view user) {
+  std::lock_guard writer(write_mu_);
   std::unique_lock lock(mu_);
   const auto idx = users_.Forget(user);
   if (!idx) return false;
   model_.ForgetUser(*idx);
+  user_ann_.Touch(*idx);
+  user_ann_.Sync(model_);
   if (tracking_) new_user_ids_.emplace_back(*idx, std::string());  // tombstone in the dictionary
   return true;
 }
 
 void Engine::SetChangeTracking(bool on) {
+  std::lock_guard writer(write_mu_);
   std::unique_lock lock(mu_);
   tracking_ = on;
   model_.SetChangeTracking(on);
 }
 
 void Engine::TakeChanges(ChangeSet& out) {
-  std::unique_lock lock(mu_);
+  // Why a shared lock suffices here:
+  // - every change of the model, the dictionaries, next_offsets_ and events_applied_ happens
+  //   under mu_ held exclusively, which cannot be held while we hold it shared. So the rows we
+  //   copy, next_offsets_ and events_applied_ are of one instant: the batch stays consistent.
+  // - we do write: the change record (dirty lists, new ids, tracking_), which only writers and
+  //   TakeChanges touch and no reader reads. write_mu_ makes us the only one of those.
+  // - write_mu_ (not mu_) is what Apply() waits on meanwhile, so the writer-preferring mu_ sees
+  //   no waiting writer and lets queries in: only the learner waits for the copy.
+  std::lock_guard writer(write_mu_);
+  std::shared_lock lock(mu_);
   if (!tracking_) {
     tracking_ = true;
     model_.SetChangeTracking(true);
@@ -106,29 +216,39 @@ void Engine::TakeChanges(ChangeSet& out) {
 }
 
 void Engine::RestoreUserId(uint32_t index, std::string_view id) {
+  std::lock_guard writer(write_mu_);
   std::unique_lock lock(mu_);
   users_.Restore(index, id);
 }
 void Engine::RestoreItemId(uint32_t index, std::string_view id) {
+  std::lock_guard writer(write_mu_);
   std::unique_lock lock(mu_);
   items_.Restore(index, id);
 }
 void Engine::RestoreUser(uint32_t index, const UserState& s) {
+  std::lock_guard writer(write_mu_);
   std::unique_lock lock(mu_);
   model_.ImportUser(index, s);
+  user_ann_.Reset();  // restored rows: exact until the next build
 }
 void Engine::RestoreItem(uint32_t index, const ItemState& s) {
+  std::lock_guard writer(write_mu_);
   std::unique_lock lock(mu_);
   model_.ImportItem(index, s);
+  item_ann_.Reset();
 }
 void Engine::RestoreEdge(const EdgeState& e) {
+  std::lock_guard writer(write_mu_);
   std::unique_lock lock(mu_);
   model_.ImportEdge(e);
 }
 void Engine::RestoreGlobal(const GlobalState& g, const std::map<int32_t, int64_t>& next_offsets,
                            uint64_t events_applied) {
+  std::lock_guard writer(write_mu_);
   std::unique_lock lock(mu_);
   model_.ImportGlobal(g);
+  user_ann_.Reset();
+  item_ann_.Reset();
   next_offsets_ = next_offsets;
   events_applied_.store(events_applied, std::memory_order_relaxed);
   // Forgotten users are tombstones in the dictionary: make the model agree.
@@ -153,8 +273,11 @@ Recommendations Engine::Recommend(std::string_view user, size_t k,
   }
   const auto u = users_.Find(user);
   const uint32_t idx = u ? *u : std::numeric_limits<uint32_t>::max();
-  bool from_model = false;
-  for (const Scored& s : model_.Recommend(idx, k, ex, &from_model)) {
+  bool from_model = u && model_.HasUser(idx) && model_.UserEvents(idx) > 0;
+  std::vector<Scored> top =
+      from_model && item_ann_.Active() ? RecommendTwoStage(idx, k, ex) : std::vector<Scored>{};
+  if (top.size() < std::min(k, model_.items())) top = model_.Recommend(idx, k, ex, &from_model);
+  for (const Scored& s : top) {
     ItemScore is{items_.Id(s.id), s.score, {}};
     if (explain && from_model) {
       for (const Because& b : model_.Explain(idx, s.id, 3)) is.because.push_back(items_.Id(b.item));
@@ -165,13 +288,48 @@ Recommendations Engine::Recommend(std::string_view user, size_t k,
   return r;
 }
 
+std::vector<Scored> Engine::RecommendTwoStage(uint32_t user, size_t k,
+                                              std::span<const uint32_t> exclude) const {
+  // Candidates: the items nearest the user's vector in the item index (cosine; re-scored below
+  // with the exact dot product and bias), the items with the strongest co-occurrence evidence,
+  // and the most popular items. Scoring only these touches a few hundred item rows instead of
+  // the whole table. The exact scan is the oracle: tests/unit/two_stage_test.cpp compares.
+  std::vector<uint32_t> cand;
+  cand.reserve(kIndexCandidates + kNeighbourCandidates + popular_items_.size());
+  const AnnIndex* index = item_ann_.index();
+  for (const Scored& s : index->Search(model_.UserVector(user), kIndexCandidates, kIndexEf, {},
+                                       /*all_candidates=*/true)) {
+    cand.push_back(s.id);
+  }
+  model_.NeighbourCandidates(user, kNeighbourRows, kNeighbourCandidates, cand);
+  if (popular_items_.empty()) {  // the index became active after the last Apply()
+    model_.PopularCandidates(kPopularCandidates, cand);
+  } else {
+    cand.insert(cand.end(), popular_items_.begin(), popular_items_.end());
+  }
+  std::sort(cand.begin(), cand.end());
+  cand.erase(std::unique(cand.begin(), cand.end()), cand.end());
+  const auto seen = model_.Seen(user);
+  std::erase_if(cand, [&](uint32_t j) {
+    return j >= model_.items() || std::binary_search(seen.begin(), seen.end(), j) ||
+           std::find(exclude.begin(), exclude.end(), j) != exclude.end();
+  });
+  std::vector<float> scores(cand.size());
+  model_.ScoreCandidates(user, cand, scores);
+  std::vector<Scored> scored(cand.size());
+  for (size_t n = 0; n < cand.size(); ++n) scored[n] = {cand[n], scores[n]};
+  return TopK(std::move(scored), k);
+}
+
 Result<std::vector<EntityScore>> Engine::SimilarUsers(std::string_view user, size_t k,
                                                       Metric metric) const {
   std::shared_lock lock(mu_);
   const auto u = users_.Find(user);
   if (!u || !model_.HasUser(*u)) return Error{"not_found", "unknown user"};
   std::vector<EntityScore> out;
-  for (const Scored& s : model_.SimilarUsers(*u, k, metric))
+  // Cosine goes through the index when there is one; other metrics are exact.
+  const bool ann = metric == Metric::kCosine && user_ann_.Active();
+  for (const Scored& s : ann ? user_ann_.Search(model_, *u, k) : model_.SimilarUsers(*u, k, metric))
     out.push_back({users_.Id(s.id), s.score});
   return out;
 }
@@ -182,7 +340,8 @@ Result<std::vector<EntityScore>> Engine::SimilarItems(std::string_view item, siz
   const auto i = items_.Find(item);
   if (!i || *i >= model_.items()) return Error{"not_found", "unknown item"};
   std::vector<EntityScore> out;
-  for (const Scored& s : model_.SimilarItems(*i, k, metric))
+  const bool ann = metric == Metric::kCosine && item_ann_.Active();
+  for (const Scored& s : ann ? item_ann_.Search(model_, *i, k) : model_.SimilarItems(*i, k, metric))
     out.push_back({items_.Id(s.id), s.score});
   return out;
 }
@@ -212,6 +371,8 @@ EngineStats Engine::Stats() const {
   s.mix = model_.MixWeights();
   s.model_bytes = model_.MemoryBytes();
   s.dim = model_.dim();
+  s.user_index = user_ann_.Stats();
+  s.item_index = item_ann_.Stats();
   return s;
 }
 

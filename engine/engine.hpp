@@ -1,26 +1,35 @@
 // Engine: the thread-safe face of the learner. One writer thread applies events (from Kafka,
 // a file, or a test); any number of reader threads answer queries at the same time.
 //
-// Thread safety: every public method may be called from any thread. Apply() and the other
-// writers take the lock exclusively once per call (pass batches); queries share it.
+// Thread safety: every public method may be called from any thread. Writers take the lock
+// exclusively (Apply() once per slice of kEventsPerLock events, so queries never wait for a
+// whole batch); queries share it.
+// TakeChanges() (the flusher) copies the dirty rows under the *shared* lock while holding
+// write_mu_, which every writer takes before the exclusive lock: the state cannot change during
+// the copy (so it matches next_offsets/events_applied exactly), queries keep running, and only
+// the learner waits. Lock order: write_mu_, then mu_.
 // Exactly-once: events carry their (partition, offset); an event at or below the last applied
 // offset of its partition is skipped, so redelivery after a crash is harmless.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "config/options.hpp"
 #include "config/result.hpp"
 #include "engine/event.hpp"
 #include "engine/interner.hpp"
+#include "engine/live_ann.hpp"
 #include "engine/metrics.hpp"
 #include "engine/model.hpp"
 #include "engine/rw_lock.hpp"
@@ -79,22 +88,40 @@ struct EngineStats {
   std::array<float, 3> mix{};
   size_t model_bytes = 0;
   int dim = 0;
+  // Cosine similar-users / similar-items indexes (see engine/live_ann.hpp).
+  AnnStats user_index;
+  AnnStats item_index;
 };
 
 class Engine {
  public:
   explicit Engine(const config::Options& opts);
+  // Stops the index maintainer thread.
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
 
   // ---- writers -------------------------------------------------------------------------
   ApplyOutcome Apply(std::span<const SourcedEvent> events);
   // Counts an event rejected before it reached the engine (DLQ), by reason code.
   void RecordRejected(std::string_view reason, uint64_t n = 1);
+  // Marks every offset below next[p] of partition p as consumed without applying anything:
+  // dead-lettered messages (so a restart does not read and dead-letter them again), and
+  // partitions taken over at a later offset than this engine has seen. Never moves an offset
+  // back. Call after Apply() of the events before those positions.
+  void AdvanceOffsets(const std::map<int32_t, int64_t>& next);
   // Forgets a user (embedding, history, id mapping, sketch). False if unknown.
   bool ForgetUser(std::string_view user);
   // Moves everything changed since the last call into `out` (see state.hpp), consistent with
   // next_offsets and events_applied at this instant. Enables change tracking on first use.
+  // Blocks the writers, not the queries (see the thread safety note above).
   void TakeChanges(ChangeSet& out);
   void SetChangeTracking(bool on);
+  // One step of index maintenance: (re)builds an index that should exist (the build itself
+  // runs with no lock held: queries and the learner go on), samples recall@10 against exact
+  // search, sweeps for drifted rows. The background thread calls it every
+  // index.maintenance_interval_ms; tests and tools may call it directly.
+  void MaintainIndexes();
 
   // Restore from storage, before serving (each call locks; the state is not yet public).
   void RestoreUserId(uint32_t index, std::string_view id);  // id empty: forgotten slot
@@ -133,10 +160,24 @@ class Engine {
   }
 
  private:
+  // Events learned per hold of the exclusive lock in Apply(): bounds a query's wait.
+  static constexpr size_t kEventsPerLock = 32;
+  // Two-stage recommendations: candidates from each source, and the popular list's refresh.
+  static constexpr size_t kIndexCandidates = 100;
+  static constexpr size_t kIndexEf = 100;
+  static constexpr size_t kNeighbourRows = 5;
+  static constexpr size_t kNeighbourCandidates = 100;
+  static constexpr size_t kPopularCandidates = 50;
+  static constexpr uint64_t kPopularRefreshEvents = 1024;
+  // One event of Apply(), under the exclusive lock.
+  void ApplyLocked(const SourcedEvent& se, ApplyOutcome& out);
   void SamplePrequential(uint32_t user, uint32_t item);
 
   const config::Options opts_;
-  const EventRules rules_;
+  // Serialises the writers (Apply, ForgetUser, RecordRejected, Restore*, change tracking) with
+  // TakeChanges. A writer waiting here is not a waiting writer of mu_, so it does not hold up
+  // new readers while TakeChanges copies under the shared lock. Taken before mu_.
+  std::mutex write_mu_;
   mutable WriterPreferringMutex mu_;  // the learner must not starve behind queries
   OnlineModel model_;
   IdInterner users_, items_;
@@ -150,6 +191,21 @@ class Engine {
   RollingMean rolling_hr_{1000};
   uint64_t sample_counter_ = 0;
   std::vector<float> sample_scores_;
+  // Cosine similarity indexes of users and items, and their maintainer thread.
+  LiveAnn user_ann_, item_ann_;
+  // Two-stage recommendations (when the item index is active): the most popular items, one of
+  // the candidate sources, refreshed by Apply() every kPopularRefreshEvents events.
+  std::vector<uint32_t> popular_items_;
+  uint64_t popular_at_ = 0;  // events_applied_ when popular_items_ was computed
+  // Exact hybrid top-k over candidates from the item index, the neighbourhood and popularity.
+  std::vector<Scored> RecommendTwoStage(uint32_t user, size_t k,
+                                        std::span<const uint32_t> exclude) const;
+  std::mutex maintain_mu_;  // one MaintainIndexes() at a time
+  Rng maintain_rng_;
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stop_ = false;
+  std::thread maintainer_;  // last member: starts after everything it uses exists
 };
 
 }  // namespace simstream::engine

@@ -409,4 +409,13 @@ std::string ToJson(const Event& event) {
   return j.dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
+EventRules EventRulesFrom(const config::Options& options) {
+  EventRules r;
+  r.type_weights = options.model.event_weights;
+  r.default_weight = options.model.default_event_weight;
+  r.reject_unknown_type = options.kafka.unknown_event_type == "reject";
+  r.max_message_bytes = static_cast<size_t>(options.kafka.max_message_bytes);
+  return r;
+}
+
 }  // namespace simstream::engine

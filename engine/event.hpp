@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "config/options.hpp"
 #include "config/result.hpp"
 
 namespace simstream::engine {
@@ -32,6 +33,10 @@ struct EventRules {
   bool reject_unknown_type = false;            // kafka.unknown_event_type == "reject"
   size_t max_message_bytes = 65536;            // kafka.max_message_bytes
 };
+
+// The rules a configuration asks for (the fields named above): the one place they are derived,
+// so the Kafka consumer, the HTTP intake and file replays validate identically.
+EventRules EventRulesFrom(const config::Options& options);
 
 // Reason codes of rejected events (the `code` of the Error), stable for metrics and the DLQ:
 //   "oversized", "invalid_utf8", "not_json", "not_object", "missing_user", "missing_item",

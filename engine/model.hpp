@@ -26,6 +26,7 @@
 
 #include "config/options.hpp"
 #include "engine/cooccurrence.hpp"
+#include "engine/dirty_set.hpp"
 #include "engine/losses.hpp"
 #include "engine/minhash.hpp"
 #include "engine/rng.hpp"
@@ -102,6 +103,17 @@ class OnlineModel final : public StreamingScorer {
   // `exclude`. `from_model` tells whether the learned model produced them.
   std::vector<Scored> Recommend(uint32_t user, size_t k, std::span<const uint32_t> exclude,
                                 bool* from_model = nullptr) const;
+  // Two-stage retrieval (the serving path for large catalogues; see Engine::Recommend):
+  // Score() restricted to `items`: out[n] is what Score() gives items[n] (the same terms,
+  // summed in another order, so equal up to float rounding). `user` must have events.
+  void ScoreCandidates(uint32_t user, std::span<const uint32_t> items, std::span<float> out) const;
+  // Appends the up to `n` items with the largest neighbourhood evidence for `user` from the rows
+  // of the user's `rows` most recent items (at most model.neighbourhood_items), strongest first.
+  // Cost: the size of those rows, not the catalogue.
+  void NeighbourCandidates(uint32_t user, size_t rows, size_t n, std::vector<uint32_t>& out) const;
+  // Appends the `n` items of largest decayed popularity, most popular first.
+  void PopularCandidates(size_t n, std::vector<uint32_t>& out) const;
+
   // The user's recent items that most support recommending `item`.
   std::vector<Because> Explain(uint32_t user, uint32_t item, size_t max_items) const;
 
@@ -117,6 +129,8 @@ class OnlineModel final : public StreamingScorer {
   // With tracking on, Observe() and ForgetUser() record which rows changed; TakeChanges()
   // copies them into `out` and clears the record. Off by default (evaluation, benchmarks).
   void SetChangeTracking(bool on) { track_changes_ = on; }
+  // Reads rows and writes only the change record, which no const method reads: it may run
+  // concurrently with const readers, but never with Observe(), ForgetUser() or an import.
   void TakeChanges(ChangeSet& out);
   UserState ExportUser(uint32_t u) const;
   ItemState ExportItem(uint32_t i) const;
@@ -135,6 +149,8 @@ class OnlineModel final : public StreamingScorer {
   bool IsForgotten(uint32_t u) const { return user_meta_[u].forgotten; }
 
  private:
+  // out[j] += alpha * log1p(decayed popularity of j) for j < min(out.size(), items()).
+  void AddPopularity(float alpha, std::span<float> out) const;
   struct UserMeta {
     std::vector<uint32_t> seen;          // sorted
     std::vector<uint32_t> recent_items;  // most recent first, at most history_cap_
@@ -149,7 +165,7 @@ class OnlineModel final : public StreamingScorer {
   void MarkUser(uint32_t u);
   void MarkItem(uint32_t i);
   void MarkEdge(uint32_t a, uint32_t b) {
-    if (track_changes_) dirty_edges_.insert(uint64_t{a} << 32 | b);
+    if (track_changes_) dirty_edges_.Insert(uint64_t{a} << 32 | b);
   }
 
   // Grows the tables to hold index u / i; new rows get their seeded random start, except the
@@ -205,7 +221,8 @@ class OnlineModel final : public StreamingScorer {
   bool track_changes_ = false;
   std::vector<uint8_t> user_dirty_, item_dirty_, row_rewritten_;
   std::vector<uint32_t> dirty_users_, dirty_items_, rewritten_rows_, forgotten_users_;
-  std::unordered_set<uint64_t> dirty_edges_;
+  DirtyKeySet dirty_edges_;
+  std::vector<uint64_t> edge_scratch_;  // TakeChanges: the dirty edges, sorted
   std::vector<uint32_t> pruned_scratch_;
 
   // Scratch buffers reused across events (no allocation on the hot path).

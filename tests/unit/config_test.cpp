@@ -71,6 +71,14 @@ const std::vector<ExpectedRange> kExpectedRanges = {
     {"storage.flush_max_dirty", 1, 1e9, false},
     {"server.threads", 1, 256, false},
     {"server.body_limit", 1, 1073741824, false},
+    {"server.header_limit", 256, 1048576, false},
+    {"server.url_limit", 16, 1048576, false},
+    {"server.read_timeout_ms", 1, 3600000, false},
+    {"server.idle_timeout_ms", 1, 86400000, false},
+    {"server.write_timeout_ms", 1, 3600000, false},
+    {"server.max_connections", 1, 1000000, false},
+    {"server.pipeline_limit", 1, 1024, false},
+    {"server.wait_timeout_ms", 1, 600000, false},
     {"model.dim", 1, 1024, false},
     {"model.negatives", 0, 256, false},
     {"model.learning_rate", 0, 10, true},
@@ -90,6 +98,14 @@ const std::vector<ExpectedRange> kExpectedRanges = {
     {"model.minhash_size", 1, 4096, false},
     {"eval.k", 1, 1000, false},
     {"eval.popularity_half_life_events", 0, 1e12, true},
+    {"index.hnsw_min_size", 0, 1e10, false},
+    {"index.m", 2, 256, false},
+    {"index.ef_construction", 1, 4096, false},
+    {"index.ef_search", 1, 4096, false},
+    {"index.drift_threshold", 0, 2, false},
+    {"index.maintenance_interval_ms", 0, 86400000, false},
+    {"index.rebuild_below_recall", 0, 1, false},
+    {"index.max_reinserts_per_batch", 0, 1e9, false},
 };
 
 const ExpectedRange* FindExpectedRange(const std::string& name) {
@@ -128,8 +144,8 @@ Status AsStatus(const Result<Options>& result) {
 
 TEST(ConfigKeys, EveryKeyIsListedOnceWithItsDefault) {
   const std::vector<KeyInfo>& keys = Keys();
-  // 8 kafka + 3 storage + 6 server + 22 model + 2 eval fields in options.hpp.
-  EXPECT_EQ(keys.size(), 41u);
+  // 8 kafka + 3 storage + 14 server + 22 model + 2 eval + 9 index fields in options.hpp.
+  EXPECT_EQ(keys.size(), 58u);
   std::set<std::string> names;
   std::set<std::string> env_vars;
   for (const KeyInfo& info : keys) {

@@ -274,6 +274,44 @@ TEST(OnlineModelTest, HybridScoresMatchTwinFromPublicStateAndStream) {
   }
 }
 
+// The popularity feature against a naive twin: every positive event of item j at clock t adds
+// exp(-(T - t) / tau) (T: the clock now), and the feature is std::log1p of the sum. A short
+// half-life makes the model re-anchor its stored exponentials several times and spreads the
+// values over many orders of magnitude, where a naive log(1 + x) in float would fail.
+TEST(OnlineModelTest, PopularityScoresMatchNaiveDecayedCounts) {
+  GeneratorOptions g = SmallGenerator(/*negative_rate=*/0.1);
+  g.events = 4000;
+  Stream s = MakeStream(g);
+  // Then 400 events (20 half-lives) on the first item only: the others fade to ~1e-6 and less.
+  for (int t = 0; t < 400; ++t) {
+    Interaction x = s.xs.back();
+    x.item = 0;
+    x.weight = 1.0f;
+    x.rng_key = EventRngKey(7, 0, 100000 + t);
+    s.xs.push_back(x);
+  }
+  config::ModelOptions o = Options("bpr", "hybrid");
+  o.popularity_half_life_events = 20;
+  OnlineModel model(o);
+  Feed(model, s.xs);
+  const double tau = 20.0 / std::log(2.0);
+  const double now = static_cast<double>(s.xs.size());
+  std::vector<double> decayed(model.items(), 0.0);
+  for (size_t t = 0; t < s.xs.size(); ++t) {
+    if (s.xs[t].weight > 0) decayed[s.xs[t].item] += std::exp(-(now - (t + 1.0)) / tau);
+  }
+  std::vector<float> got(model.items() + 3, 99.0f);  // entries past the catalogue read 0
+  model.PopularityScores(got);
+  size_t tiny = 0;
+  for (uint32_t j = 0; j < model.items(); ++j) {
+    const double want = std::log1p(decayed[j]);
+    tiny += want > 0 && want < 1e-6;
+    ASSERT_NEAR(got[j], want, 1e-5 * want + 1e-30) << "item " << j;
+  }
+  for (size_t j = model.items(); j < got.size(); ++j) EXPECT_EQ(got[j], 0.0f);
+  EXPECT_GT(tiny, 0u) << "no item with a tiny popularity: the small-x path went untested";
+}
+
 TEST(OnlineModelTest, EmbeddingScorerScoresArePairScores) {
   const Stream s = MakeStream(SmallGenerator());
   for (const char* loss : kLosses) {

@@ -1,0 +1,184 @@
+#include "engine/live_ann.hpp"
+
+#include <algorithm>
+
+namespace simstream::engine {
+namespace {
+constexpr size_t kRecallK = 10;
+// Samples needed before a low rolling recall may trigger a rebuild.
+constexpr size_t kMinRecallSamples = 50;
+// Tombstones (removed rows) beyond this share of the index trigger a rebuild.
+constexpr double kMaxDeletedShare = 0.25;
+
+AnnParams ParamsOf(const config::IndexOptions& o) {
+  AnnParams p;
+  p.m = static_cast<size_t>(o.m);
+  p.ef_construction = static_cast<size_t>(o.ef_construction);
+  p.ef_search = static_cast<size_t>(o.ef_search);
+  p.drift_threshold = static_cast<float>(o.drift_threshold);
+  return p;
+}
+}  // namespace
+
+LiveAnn::LiveAnn(Table table, const config::IndexOptions& opts, int dim)
+    : table_(table),
+      kind_(opts.kind),
+      min_size_(kind_ == "hnsw" ? 0 : static_cast<size_t>(opts.hnsw_min_size)),
+      rebuild_below_recall_(opts.rebuild_below_recall),
+      max_reinserts_(static_cast<size_t>(opts.max_reinserts_per_batch)),
+      dim_(dim),
+      params_(ParamsOf(opts)) {}
+
+bool LiveAnn::Apply(const OnlineModel& model, AnnIndex& index, uint32_t id) {
+  if (!Eligible(model, id)) {
+    index.Remove(id);
+    return false;
+  }
+  const bool present = index.Contains(id);
+  return index.Update(id, Row(model, id)) && present;
+}
+
+void LiveAnn::Sync(const OnlineModel& model) {
+  if (!tracking_) return;
+  {
+    std::lock_guard lock(mu_);
+    for (uint32_t id : drifted_) Touch(id);
+    drifted_.clear();
+  }
+  const bool capped = max_reinserts_ > 0;
+  size_t budget = max_reinserts_;
+  // The oldest deferred rows first (a row also touched in this batch is left to the loop below).
+  while (capped && budget > 0 && !deferred_.empty()) {
+    const uint32_t id = deferred_.front();
+    deferred_.pop_front();
+    touched_flag_[id] &= static_cast<uint8_t>(~kDeferred);
+    if (touched_flag_[id] & kTouched) continue;
+    if (index_ && Apply(model, *index_, id)) --budget;
+  }
+  for (uint32_t id : touched_) {
+    touched_flag_[id] &= static_cast<uint8_t>(~kTouched);
+    if (building_) since_snapshot_.push_back(id);
+    if (!index_) continue;
+    if (touched_flag_[id] & kDeferred) {  // still queued: only a removal cannot wait
+      if (!Eligible(model, id)) index_->Remove(id);
+      continue;
+    }
+    if (capped && budget == 0 && Eligible(model, id) && index_->Contains(id) &&
+        index_->Drift(id, Row(model, id)) > params_.drift_threshold) {
+      touched_flag_[id] |= kDeferred;
+      deferred_.push_back(id);
+      continue;
+    }
+    if (Apply(model, *index_, id) && capped) --budget;
+  }
+  touched_.clear();
+}
+
+std::vector<Scored> LiveAnn::Search(const OnlineModel& model, uint32_t id, size_t k) const {
+  if (!index_) return {};
+  const uint32_t exclude[] = {id};
+  return SearchRescored(*index_, Row(model, id), k, params_.ef_search, exclude,
+                        [&](uint32_t x) { return Row(model, x); });
+}
+
+bool LiveAnn::WantsBuild(const OnlineModel& model) const {
+  if (!enabled() || building_) return false;
+  if (!index_) return Rows(model) >= min_size_;
+  std::lock_guard lock(mu_);
+  if (recall_.count() >= kMinRecallSamples && recall_.mean() < rebuild_below_recall_) return true;
+  const double total = static_cast<double>(index_->size() + index_->deleted());
+  return total > 0 && static_cast<double>(index_->deleted()) > kMaxDeletedShare * total;
+}
+
+LiveAnn::Snapshot LiveAnn::BeginBuild(const OnlineModel& model) {
+  Snapshot snap;
+  const size_t n = Rows(model);
+  snap.ids.reserve(n);
+  snap.rows.reserve(n * static_cast<size_t>(dim_));
+  for (uint32_t id = 0; id < n; ++id) {
+    if (!Eligible(model, id)) continue;
+    snap.ids.push_back(id);
+    const float* row = Row(model, id);
+    snap.rows.insert(snap.rows.end(), row, row + dim_);
+  }
+  // From here on, Sync records every touched row for the catch-up in FinishBuild.
+  tracking_ = true;
+  building_ = true;
+  since_snapshot_.clear();
+  return snap;
+}
+
+std::unique_ptr<AnnIndex> LiveAnn::Build(const Snapshot& snap) const {
+  auto index = MakeHnswIndex(dim_, params_, snap.ids.size() + 1024);
+  for (size_t i = 0; i < snap.ids.size(); ++i) {
+    index->Upsert(snap.ids[i], &snap.rows[i * static_cast<size_t>(dim_)]);
+  }
+  return index;
+}
+
+void LiveAnn::FinishBuild(const OnlineModel& model, std::unique_ptr<AnnIndex> built) {
+  if (discard_build_) {  // the snapshot predates a Reset(): the next maintenance rebuilds
+    discard_build_ = false;
+    building_ = false;
+    return;
+  }
+  // Rows touched while the build ran (including rows created since the snapshot). A touched
+  // row still pending in touched_ is applied by the next Sync to the new index.
+  for (uint32_t id : since_snapshot_) Apply(model, *built, id);
+  since_snapshot_.clear();
+  since_snapshot_.shrink_to_fit();
+  building_ = false;
+  index_ = std::move(built);
+  std::lock_guard lock(mu_);
+  ++builds_;
+  recall_ = RollingMean(200);
+}
+
+void LiveAnn::SampleRecall(const OnlineModel& model, Rng& rng) {
+  if (!index_) return;
+  const size_t n = Rows(model);
+  if (n < 2) return;
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    const uint32_t id = rng.Below(static_cast<uint32_t>(n));
+    if (!Eligible(model, id)) continue;
+    const std::vector<Scored> approx = Search(model, id, kRecallK);
+    const std::vector<Scored> exact = table_ == Table::kUsers
+                                          ? model.SimilarUsers(id, kRecallK, Metric::kCosine)
+                                          : model.SimilarItems(id, kRecallK, Metric::kCosine);
+    std::lock_guard lock(mu_);
+    recall_.Add(RecallOf(approx, exact));
+    ++recall_samples_;
+    return;
+  }
+}
+
+void LiveAnn::SweepDrift(const OnlineModel& model) {
+  if (!index_) return;
+  std::vector<uint32_t> found;
+  const size_t n = Rows(model);
+  for (uint32_t id = 0; id < n; ++id) {
+    if (Eligible(model, id) && index_->Drift(id, Row(model, id)) > params_.drift_threshold)
+      found.push_back(id);
+  }
+  std::lock_guard lock(mu_);
+  drifted_.insert(drifted_.end(), found.begin(), found.end());
+}
+
+AnnStats LiveAnn::Stats() const {
+  AnnStats s;
+  s.mode = index_ ? "hnsw" : "exact";
+  s.building = building_;
+  if (index_) {
+    s.indexed = index_->size();
+    s.deleted = index_->deleted();
+    s.reinserts = index_->reinserts();
+    s.deferred = deferred_.size();
+  }
+  std::lock_guard lock(mu_);
+  s.recall_at_10 = recall_.mean();
+  s.recall_samples = recall_samples_;
+  s.builds = builds_;
+  return s;
+}
+
+}  // namespace simstream::engine

@@ -1,0 +1,161 @@
+// LiveAnn: the similar-users (or similar-items) index of a running engine, kept up to date with
+// embeddings that move with every event.
+//
+// * Which index: config `index.kind` = exact (never an ANN index: the model's exact scan),
+//   hnsw (always), auto (HNSW once the table has `index.hnsw_min_size` rows, exact below).
+// * Moving vectors: the writer Touch()es the rows an event moves; Sync() after the batch
+//   updates the index for them through the drift filter (AnnIndex::Update), so a hot row costs
+//   an O(d) check per batch and a re-insert only when it moved past `index.drift_threshold`.
+//   Rows moved without an event naming them (sampled negative items) are found by a periodic
+//   drift sweep (SweepDrift) and re-inserted by the next Sync. A re-insert costs about an HNSW
+//   insert on the learner thread, so a Sync does at most `index.max_reinserts_per_batch`; the
+//   other drifted rows stay touched, first in line for the next Sync (new rows and removals
+//   are never deferred).
+// * Answers are candidates of the index re-scored with the current vectors (exact scores).
+// * Quality: SampleRecall() checks a sampled query against the exact scan; a rolling recall@10
+//   over the last samples is exported. When it falls below `index.rebuild_below_recall`, or
+//   tombstones exceed a quarter of the index, the index is rebuilt: BeginBuild() snapshots the
+//   vectors (shared lock), Build() runs with no lock, FinishBuild() swaps it in under the
+//   exclusive lock after replaying the rows touched since the snapshot. Queries keep using the
+//   old index (or the exact scan) meanwhile: they never wait for a build.
+//
+// Thread safety: the caller (Engine) holds its reader-writer lock as each method documents:
+// [exclusive] for writers, [shared] for readers; Stats() and the recall counters have their own
+// mutex. BeginBuild/FinishBuild/SampleRecall/SweepDrift are called by one maintenance thread at
+// a time.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "config/options.hpp"
+#include "engine/ann_index.hpp"
+#include "engine/metrics.hpp"
+#include "engine/model.hpp"
+#include "engine/rng.hpp"
+
+namespace simstream::engine {
+
+struct AnnStats {
+  std::string mode = "exact";  // what answers cosine queries now: "exact" or "hnsw"
+  size_t indexed = 0;          // live rows in the index
+  size_t deleted = 0;          // tombstones
+  double recall_at_10 = 0;     // rolling recall@10 against exact search (sampled)
+  uint64_t recall_samples = 0;
+  uint64_t reinserts = 0;  // drifted rows re-inserted (since the current index was built)
+  size_t deferred = 0;     // drifted rows waiting for a re-insert (index.max_reinserts_per_batch)
+  uint64_t builds = 0;     // builds and rebuilds completed
+  bool building = false;
+};
+
+class LiveAnn {
+ public:
+  enum class Table { kUsers, kItems };
+  LiveAnn(Table table, const config::IndexOptions& opts, int dim);
+
+  // [exclusive] Row `id` moved (or was created, or forgotten).
+  void Touch(uint32_t id) {
+    if (!tracking_) return;
+    if (id >= touched_flag_.size()) touched_flag_.resize(size_t{id} + 1, 0);
+    if (!(touched_flag_[id] & kTouched)) {
+      touched_flag_[id] |= kTouched;
+      touched_.push_back(id);
+    }
+  }
+  // [exclusive] Applies the touched rows (and drifted rows found by the sweep) to the index.
+  void Sync(const OnlineModel& model);
+  // [exclusive] Rows were replaced wholesale (restored from storage): drops the index and any
+  // build in flight, so cosine queries are exact until the next maintenance builds a new index
+  // from the restored rows (the first tick does, in hnsw mode or once auto's minimum size is
+  // reached). Cheap when there is no index: Engine::Restore* call it per row.
+  void Reset() {
+    if (!index_ && !building_) return;
+    index_.reset();
+    if (building_) discard_build_ = true;
+    tracking_ = false;
+    for (uint32_t id : touched_) touched_flag_[id] = 0;
+    for (uint32_t id : deferred_) touched_flag_[id] = 0;
+    touched_.clear();
+    deferred_.clear();
+    since_snapshot_.clear();
+  }
+
+  // [shared] Whether cosine queries are answered by the index.
+  bool Active() const { return index_ != nullptr; }
+  // [shared] The live index (null when not Active()), for callers searching by a vector.
+  const AnnIndex* index() const { return index_.get(); }
+  // [shared] Top-k by cosine of row `id` (excluded itself), re-scored with current vectors.
+  std::vector<Scored> Search(const OnlineModel& model, uint32_t id, size_t k) const;
+
+  // ---- maintenance (one thread at a time) ------------------------------------------------
+  // [shared] Whether a build should start now.
+  bool WantsBuild(const OnlineModel& model) const;
+  // [shared] Snapshot of the rows to index; starts recording touched rows for the catch-up.
+  struct Snapshot {
+    std::vector<uint32_t> ids;
+    std::vector<float> rows;
+  };
+  Snapshot BeginBuild(const OnlineModel& model);
+  // [no lock] Builds an index over a snapshot.
+  std::unique_ptr<AnnIndex> Build(const Snapshot& snap) const;
+  // [exclusive] Swaps `built` in, after replaying the rows touched since BeginBuild (or drops
+  // it when Reset() ran since BeginBuild).
+  void FinishBuild(const OnlineModel& model, std::unique_ptr<AnnIndex> built);
+  // [shared] Checks one sampled query against the exact scan; no-op when not active.
+  void SampleRecall(const OnlineModel& model, Rng& rng);
+  // [shared] Finds rows that drifted without being touched (items moved as negatives).
+  void SweepDrift(const OnlineModel& model);
+
+  AnnStats Stats() const;
+  bool enabled() const { return kind_ != "exact"; }
+
+ private:
+  bool Eligible(const OnlineModel& m, uint32_t id) const {
+    if (table_ == Table::kItems) return id < m.items();
+    return m.HasUser(id) && !m.IsForgotten(id) && m.UserEvents(id) > 0;
+  }
+  const float* Row(const OnlineModel& m, uint32_t id) const {
+    return table_ == Table::kUsers ? m.UserVector(id) : m.ItemVector(id);
+  }
+  size_t Rows(const OnlineModel& m) const {
+    return table_ == Table::kUsers ? m.users() : m.items();
+  }
+  // Inserts, updates (through the drift filter) or removes row `id`; true if it re-inserted.
+  bool Apply(const OnlineModel& model, AnnIndex& index, uint32_t id);
+
+  const Table table_;
+  const std::string kind_;
+  const size_t min_size_;
+  const double rebuild_below_recall_;
+  const size_t max_reinserts_;  // per Sync; 0: no limit
+  const int dim_;
+  AnnParams params_;
+
+  std::unique_ptr<AnnIndex> index_;
+  // Touched rows since the last Sync; tracking is on once the index exists or is building.
+  bool tracking_ = false;
+  static constexpr uint8_t kTouched = 1, kDeferred = 2;  // bits of touched_flag_
+  std::vector<uint8_t> touched_flag_;
+  std::vector<uint32_t> touched_;
+  // Drifted rows over index.max_reinserts_per_batch, oldest first. Not re-checked while they
+  // wait (a Sync costs O(touched + re-inserted), not O(backlog)); touched again, a queued row
+  // is only checked for removal.
+  std::deque<uint32_t> deferred_;
+  // Rows touched since BeginBuild (replayed by FinishBuild), while a build runs.
+  std::atomic<bool> building_{false};  // read by Stats() under the shared lock
+  std::vector<uint32_t> since_snapshot_;
+  bool discard_build_ = false;  // Reset() during the build: FinishBuild drops it
+
+  mutable std::mutex mu_;          // guards everything below
+  std::vector<uint32_t> drifted_;  // found by SweepDrift, applied by the next Sync
+  RollingMean recall_{200};
+  uint64_t recall_samples_ = 0;
+  uint64_t builds_ = 0;
+};
+
+}  // namespace simstream::engine

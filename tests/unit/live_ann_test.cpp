@@ -1,0 +1,220 @@
+// The engine's similar-users / similar-items index (engine/live_ann.hpp) against the exact
+// scan, while the learner keeps moving the embeddings.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/options.hpp"
+#include "engine/engine.hpp"
+#include "engine/generator.hpp"
+#include "engine/state.hpp"
+
+namespace simstream::engine {
+namespace {
+
+std::vector<SourcedEvent> Stream(size_t users, size_t items, size_t events, uint64_t seed) {
+  GeneratorOptions g;
+  g.users = users;
+  g.items = items;
+  g.events = events;
+  g.communities = 20;
+  g.seed = seed;
+  std::vector<SourcedEvent> out;
+  int64_t offset = 0;
+  (void)Generate(g, [&](const Event& e) { out.push_back({e, 0, offset++}); });
+  return out;
+}
+
+config::Options WithIndex(const std::string& kind) {
+  config::Options o;
+  o.index.kind = kind;
+  o.index.maintenance_interval_ms = 0;  // the test drives MaintainIndexes()
+  return o;
+}
+
+void ApplyAll(Engine& e, const std::vector<SourcedEvent>& events, size_t from, size_t to) {
+  for (size_t b = from; b < to; b += 500) {
+    const size_t end = std::min(to, b + 500);
+    e.Apply(std::span<const SourcedEvent>(events.data() + b, end - b));
+  }
+}
+
+double MeanRecall(const Engine& approx, const Engine& exact, size_t users, bool items) {
+  double sum = 0;
+  size_t n = 0;
+  for (size_t u = 0; u < users; u += 37) {
+    const std::string id = (items ? "i" : "u") + std::to_string(u);
+    auto a = items ? approx.SimilarItems(id, 10) : approx.SimilarUsers(id, 10, Metric::kCosine);
+    auto x = items ? exact.SimilarItems(id, 10) : exact.SimilarUsers(id, 10, Metric::kCosine);
+    if (!a.ok() || !x.ok()) continue;
+    std::set<std::string> truth;
+    for (const auto& s : x.value()) truth.insert(s.id);
+    size_t hit = 0;
+    for (const auto& s : a.value()) {
+      EXPECT_NE(s.id, id);
+      hit += truth.count(s.id);
+    }
+    EXPECT_EQ(a.value().size(), x.value().size());
+    sum += truth.empty() ? 1.0 : static_cast<double>(hit) / static_cast<double>(truth.size());
+    ++n;
+  }
+  EXPECT_GT(n, 20u);
+  return sum / static_cast<double>(n);
+}
+
+TEST(LiveAnn, HnswFollowsTheLearnerAndMatchesExactSearch) {
+  const auto events = Stream(5000, 2000, 100000, 11);
+  Engine hnsw(WithIndex("hnsw"));
+  Engine exact(WithIndex("exact"));
+  ApplyAll(hnsw, events, 0, events.size() / 2);
+  ApplyAll(exact, events, 0, events.size() / 2);
+  EXPECT_EQ(hnsw.Stats().user_index.mode, "exact") << "no index before the first maintenance";
+  hnsw.MaintainIndexes();  // builds both indexes from a snapshot
+  EngineStats s = hnsw.Stats();
+  EXPECT_EQ(s.user_index.mode, "hnsw");
+  EXPECT_EQ(s.item_index.mode, "hnsw");
+  EXPECT_EQ(s.user_index.builds, 1u);
+  EXPECT_EQ(s.user_index.indexed, s.users);
+  EXPECT_EQ(exact.Stats().user_index.mode, "exact");
+  const double before = MeanRecall(hnsw, exact, 5000, false);
+  EXPECT_GE(before, 0.95);
+
+  // The second half moves most embeddings; the index follows through Sync after each batch.
+  ApplyAll(hnsw, events, events.size() / 2, events.size());
+  ApplyAll(exact, events, events.size() / 2, events.size());
+  s = hnsw.Stats();
+  EXPECT_GT(s.user_index.reinserts, 0u) << "drifted users were re-inserted";
+  EXPECT_EQ(s.user_index.builds, 1u) << "no rebuild was needed";
+  const double after_users = MeanRecall(hnsw, exact, 5000, false);
+  EXPECT_GE(after_users, 0.95);
+  hnsw.MaintainIndexes();  // the sweep finds items moved as negatives; the next batch applies
+  ApplyAll(hnsw, events, 0, 1);
+  const double after_items = MeanRecall(hnsw, exact, 2000, true);
+  EXPECT_GE(after_items, 0.95);
+  for (int i = 0; i < 60; ++i) hnsw.MaintainIndexes();
+  s = hnsw.Stats();
+  EXPECT_GE(s.user_index.recall_samples, 60u);
+  EXPECT_GE(s.user_index.recall_at_10, 0.9);
+  EXPECT_GE(s.item_index.recall_samples, 60u);
+  std::printf("recall@10 users before %.4f after %.4f items %.4f; sampled users %.4f items %.4f\n",
+              before, after_users, after_items, s.user_index.recall_at_10,
+              s.item_index.recall_at_10);
+
+  // Forgotten users leave the index; other metrics stay exact (same answers as exact).
+  ASSERT_TRUE(hnsw.ForgetUser("u1"));
+  ASSERT_TRUE(exact.ForgetUser("u1"));
+  const auto near_u2 = hnsw.SimilarUsers("u2", 50, Metric::kCosine);  // not a temporary: the
+  ASSERT_TRUE(near_u2.ok());  // range-for below would dangle on Result::value() of one
+  for (const auto& x : near_u2.value()) EXPECT_NE(x.id, "u1");
+  const auto dot_a = hnsw.SimilarUsers("u3", 10, Metric::kDot).value();
+  const auto dot_x = exact.SimilarUsers("u3", 10, Metric::kDot).value();
+  ASSERT_EQ(dot_a.size(), dot_x.size());
+  for (size_t i = 0; i < dot_a.size(); ++i) EXPECT_EQ(dot_a[i].id, dot_x[i].id);
+}
+
+TEST(LiveAnn, AutoStaysExactBelowTheMinimumSize) {
+  config::Options o = WithIndex("auto");
+  o.index.hnsw_min_size = 3000;
+  Engine e(o);
+  const auto events = Stream(2000, 500, 20000, 3);
+  ApplyAll(e, events, 0, events.size());
+  e.MaintainIndexes();
+  EXPECT_EQ(e.Stats().user_index.mode, "exact") << "2000 users < 3000";
+  EXPECT_EQ(e.Stats().item_index.mode, "exact");
+  o.index.hnsw_min_size = 1000;
+  Engine big(o);
+  ApplyAll(big, events, 0, events.size());
+  big.MaintainIndexes();
+  EXPECT_EQ(big.Stats().user_index.mode, "hnsw") << "2000 users >= 1000";
+  EXPECT_EQ(big.Stats().item_index.mode, "exact") << "500 items < 1000";
+}
+
+// After a restart the rows come from storage (Engine::Restore*), not from Apply: the next
+// maintenance must index them, queries must be exact until then, and an index built while the
+// restore was still running must not survive it.
+TEST(LiveAnn, RestoredRowsAreIndexedByTheNextMaintenance) {
+  const auto events = Stream(3000, 1000, 40000, 13);
+  Engine src(WithIndex("exact"));
+  src.SetChangeTracking(true);
+  ApplyAll(src, events, 0, events.size());
+  ChangeSet cs;
+  src.TakeChanges(cs);
+  ASSERT_GT(cs.users.size(), 2000u);
+
+  Engine dst(WithIndex("hnsw"));
+  for (const auto& [i, id] : cs.new_user_ids) dst.RestoreUserId(i, id);
+  for (const auto& [i, id] : cs.new_item_ids) dst.RestoreItemId(i, id);
+  for (const auto& [i, row] : cs.items) dst.RestoreItem(i, row);
+  const size_t half = cs.users.size() / 2;
+  for (size_t r = 0; r < half; ++r) dst.RestoreUser(cs.users[r].first, cs.users[r].second);
+  dst.MaintainIndexes();  // a tick in the middle of the restore indexes half the users
+  ASSERT_EQ(dst.Stats().user_index.mode, "hnsw");
+  EXPECT_LE(dst.Stats().user_index.indexed, half);
+  for (size_t r = half; r < cs.users.size(); ++r)
+    dst.RestoreUser(cs.users[r].first, cs.users[r].second);
+  for (const EdgeState& e : cs.edges) dst.RestoreEdge(e);
+  dst.RestoreGlobal(cs.global, cs.next_offsets, cs.events_applied);
+
+  EngineStats s = dst.Stats();
+  EXPECT_EQ(s.user_index.mode, "exact") << "restored rows drop the stale index";
+  EXPECT_EQ(s.item_index.mode, "exact");
+  // Until the rebuild, answers are the exact scan's: the same as the source engine's.
+  for (const char* u : {"u0", "u5", "u77", "u1234", "u2999"}) {
+    const auto a = dst.SimilarUsers(u, 10, Metric::kCosine);
+    const auto x = src.SimilarUsers(u, 10, Metric::kCosine);
+    ASSERT_TRUE(a.ok() && x.ok()) << u;
+    ASSERT_EQ(a.value().size(), x.value().size());
+    for (size_t i = 0; i < a.value().size(); ++i) EXPECT_EQ(a.value()[i].id, x.value()[i].id);
+  }
+
+  dst.MaintainIndexes();  // the first tick after the restore builds from every restored row
+  s = dst.Stats();
+  EXPECT_EQ(s.user_index.mode, "hnsw");
+  EXPECT_EQ(s.item_index.mode, "hnsw");
+  EXPECT_EQ(s.user_index.indexed, src.Stats().users);
+  EXPECT_EQ(s.item_index.indexed, src.Stats().items);
+  EXPECT_GE(MeanRecall(dst, src, 3000, false), 0.95);
+  EXPECT_GE(MeanRecall(dst, src, 1000, true), 0.95);
+}
+
+// index.max_reinserts_per_batch bounds the HNSW work on the learner thread per batch; drifted
+// rows over the cap wait, first in line, for the next batches.
+TEST(LiveAnn, ReinsertCapDefersDriftedRowsToLaterBatches) {
+  const auto events = Stream(5000, 2000, 60000, 17);
+  config::Options o = WithIndex("hnsw");
+  o.index.max_reinserts_per_batch = 2;
+  Engine e(o);
+  ApplyAll(e, events, 0, 30000);
+  e.MaintainIndexes();
+  ApplyAll(e, events, 30000, 60000);  // 60 batches
+  EngineStats s = e.Stats();
+  EXPECT_GT(s.user_index.reinserts, 0u);
+  EXPECT_LE(s.user_index.reinserts, 60u * 2);
+  EXPECT_LE(s.item_index.reinserts, 60u * 2);
+  const size_t backlog = s.user_index.deferred;
+  ASSERT_GT(backlog, 2u) << "more users drifted than the cap lets through";
+  e.Apply({});  // an empty batch re-inserts the first two deferred rows
+  s = e.Stats();
+  EXPECT_EQ(s.user_index.deferred, backlog - 2);
+}
+
+TEST(LiveAnn, BackgroundMaintainerBuildsTheIndexWithoutBeingAsked) {
+  config::Options o = WithIndex("hnsw");
+  o.index.maintenance_interval_ms = 10;
+  Engine e(o);
+  const auto events = Stream(500, 200, 5000, 5);
+  ApplyAll(e, events, 0, events.size());
+  for (int i = 0; i < 500 && e.Stats().user_index.recall_samples < 3; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const EngineStats s = e.Stats();
+  EXPECT_EQ(s.user_index.mode, "hnsw");
+  EXPECT_GE(s.user_index.recall_samples, 3u);
+  EXPECT_GT(s.user_index.recall_at_10, 0.5);
+}
+
+}  // namespace
+}  // namespace simstream::engine

@@ -129,22 +129,6 @@ std::string IndexKey(uint32_t index) {
   return k;
 }
 
-std::string EdgeKey(uint32_t a, uint32_t b) {
-  std::string k;
-  k.reserve(8);
-  PutBigEndian32(&k, a);
-  PutBigEndian32(&k, b);
-  return k;
-}
-
-std::string EdgeRowEnd(uint32_t a) {
-  // Longer than every 8-byte key of row a and shorter-prefixed than row a + 1: no overflow at
-  // a = 2^32 - 1.
-  std::string k = IndexKey(a);
-  k.append(5, '\xff');
-  return k;
-}
-
 std::string DictKey(char kind, uint32_t index) {
   std::string k(1, kind);
   PutBigEndian32(&k, index);
@@ -154,13 +138,6 @@ std::string DictKey(char kind, uint32_t index) {
 bool DecodeIndexKey(std::string_view key, uint32_t* index) {
   if (key.size() != 4) return false;
   *index = GetBigEndian32(key.data());
-  return true;
-}
-
-bool DecodeEdgeKey(std::string_view key, uint32_t* a, uint32_t* b) {
-  if (key.size() != 8) return false;
-  *a = GetBigEndian32(key.data());
-  *b = GetBigEndian32(key.data() + 4);
   return true;
 }
 
@@ -242,15 +219,106 @@ bool DecodeItem(std::string_view in, int dim, engine::ItemState* s) {
          r.F64(&s->pop) && r.F32(&s->graph_count) && r.done();
 }
 
-void EncodeEdgeWeight(float w, std::string* out) {
-  out->clear();
-  PutInt(out, kCodecVersion);
-  PutF32(out, w);
+namespace {
+
+constexpr size_t kEdgeEntryBytes = 8;
+
+uint32_t EntryB(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return ToLittle(v);
 }
 
-bool DecodeEdgeWeight(std::string_view in, float* w) {
-  Reader r(in);
-  return r.Version() && r.F32(w) && r.done();
+float EntryW(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p + 4, 4);
+  return std::bit_cast<float>(ToLittle(v));
+}
+
+// The entries of a row value, checked: version, whole entries, strictly ascending b.
+bool EdgeRowBody(std::string_view in, std::string_view* body) {
+  if (in.empty() || static_cast<uint8_t>(in[0]) != kCodecVersion ||
+      (in.size() - 1) % kEdgeEntryBytes != 0)
+    return false;
+  *body = in.substr(1);
+  for (size_t i = kEdgeEntryBytes; i < body->size(); i += kEdgeEntryBytes) {
+    if (EntryB(body->data() + i) <= EntryB(body->data() + i - kEdgeEntryBytes)) return false;
+  }
+  return true;
+}
+
+// Appends the sorted union of bodies `older` and `newer`; on equal b, newer's entry.
+void MergeBodies(std::string_view older, std::string_view newer, std::string* out) {
+  out->reserve(out->size() + older.size() + newer.size());
+  size_t i = 0, j = 0;
+  while (i < older.size() && j < newer.size()) {
+    const uint32_t x = EntryB(older.data() + i), y = EntryB(newer.data() + j);
+    if (x < y) {
+      out->append(older.data() + i, kEdgeEntryBytes);
+      i += kEdgeEntryBytes;
+    } else {
+      out->append(newer.data() + j, kEdgeEntryBytes);
+      j += kEdgeEntryBytes;
+      if (x == y) i += kEdgeEntryBytes;
+    }
+  }
+  out->append(older.data() + i, older.size() - i);
+  out->append(newer.data() + j, newer.size() - j);
+}
+
+}  // namespace
+
+void EncodeEdgeRow(std::span<const engine::EdgeState> entries, bool drop_zeros, std::string* out) {
+  out->clear();
+  out->reserve(1 + entries.size() * kEdgeEntryBytes);
+  PutInt(out, kCodecVersion);
+  for (const engine::EdgeState& e : entries) {
+    if (drop_zeros && e.w == 0.0f) continue;
+    PutInt(out, e.b);
+    PutF32(out, e.w);
+  }
+}
+
+bool DecodeEdgeRow(std::string_view in, uint32_t a, std::vector<engine::EdgeState>* out) {
+  std::string_view body;
+  if (!EdgeRowBody(in, &body)) return false;
+  out->clear();
+  out->reserve(body.size() / kEdgeEntryBytes);
+  for (size_t i = 0; i < body.size(); i += kEdgeEntryBytes)
+    out->push_back({a, EntryB(body.data() + i), EntryW(body.data() + i)});
+  return true;
+}
+
+bool MergeEdgeRows(const std::string_view* base, std::span<const std::string_view> patches,
+                   bool drop_zeros, std::string* out) {
+  std::string acc, scratch;
+  std::string_view cur;  // the combination so far (points into an input or into `acc`)
+  bool have = false;
+  if (base != nullptr) {
+    if (!EdgeRowBody(*base, &cur)) return false;
+    have = true;
+  }
+  for (std::string_view patch : patches) {
+    std::string_view body;
+    if (!EdgeRowBody(patch, &body)) return false;
+    if (!have) {
+      cur = body;
+      have = true;
+      continue;
+    }
+    scratch.clear();
+    MergeBodies(cur, body, &scratch);
+    acc.swap(scratch);
+    cur = acc;
+  }
+  out->clear();
+  out->reserve(1 + cur.size());
+  PutInt(out, kCodecVersion);
+  for (size_t i = 0; i < cur.size(); i += kEdgeEntryBytes) {
+    if (drop_zeros && EntryW(cur.data() + i) == 0.0f) continue;
+    out->append(cur.data() + i, kEdgeEntryBytes);
+  }
+  return true;
 }
 
 void EncodeGlobal(const engine::GlobalState& g, std::string* out) {

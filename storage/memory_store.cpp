@@ -25,16 +25,18 @@ class MemoryStore final : public StateStore {
       users_.erase(u);
       user_ids_[u].clear();
     }
-    for (uint32_t a : cs.rewritten_rows) {
-      edges_.erase(edges_.lower_bound(Key(a, 0)), edges_.upper_bound(Key(a, UINT32_MAX)));
-    }
+    // Co-occurrence rows, as RocksDB's Put of a rewritten row and Merge of patches amount to:
+    // a rewritten row starts empty, then every entry applies in order (w == 0 deletes b).
+    for (uint32_t a : cs.rewritten_rows) rows_.erase(a);
     for (const auto& [u, s] : cs.users) users_[u] = s;
     for (const auto& [i, s] : cs.items) items_[i] = s;
     for (const engine::EdgeState& e : cs.edges) {
-      if (e.w == 0.0f)
-        edges_.erase(Key(e.a, e.b));
-      else
-        edges_[Key(e.a, e.b)] = e.w;
+      if (e.w != 0.0f) {
+        rows_[e.a][e.b] = e.w;
+      } else if (auto row = rows_.find(e.a); row != rows_.end()) {
+        row->second.erase(e.b);
+        if (row->second.empty()) rows_.erase(row);
+      }
     }
     for (const auto& [idx, id] : cs.new_user_ids) user_ids_[idx] = id;
     for (const auto& [idx, id] : cs.new_item_ids) item_ids_[idx] = id;
@@ -51,8 +53,8 @@ class MemoryStore final : public StateStore {
     for (const auto& [idx, id] : user_ids_) v.UserId(idx, id);
     for (const auto& [idx, s] : items_) v.Item(idx, s);
     for (const auto& [idx, s] : users_) v.User(idx, s);
-    for (const auto& [key, w] : edges_)
-      v.Edge({static_cast<uint32_t>(key >> 32), static_cast<uint32_t>(key), w});
+    for (const auto& [a, row] : rows_)
+      for (const auto& [b, w] : row) v.Edge({a, b, w});
     if (has_global_) v.Global(global_, offsets_, events_applied_);
     return Status::Ok();
   }
@@ -78,7 +80,8 @@ class MemoryStore final : public StateStore {
                     s.recent_weights.size() + s.sketch.size()) +
                32;
     }
-    total += items_.size() * (4 * static_cast<uint64_t>(dim_) + 24) + edges_.size() * 12;
+    total += items_.size() * (4 * static_cast<uint64_t>(dim_) + 24);
+    for (const auto& [a, row] : rows_) total += 5 + row.size() * 8;  // as EncodeEdgeRow
     for (const auto& [i, id] : user_ids_) total += id.size() + 4;
     for (const auto& [i, id] : item_ids_) total += id.size() + 4;
     return total;
@@ -86,14 +89,12 @@ class MemoryStore final : public StateStore {
   Status PurgeDeleted() override { return Status::Ok(); }
 
  private:
-  static uint64_t Key(uint32_t a, uint32_t b) { return uint64_t{a} << 32 | b; }
-
   const int dim_;
   const std::string topic_;  // one topic per store, as in RocksDB; kept for symmetry
   mutable std::mutex mu_;
   std::map<uint32_t, engine::UserState> users_;
   std::map<uint32_t, engine::ItemState> items_;
-  std::map<uint64_t, float> edges_;
+  std::map<uint32_t, std::map<uint32_t, float>> rows_;  // co-occurrence row a: b -> w
   std::map<uint32_t, std::string> user_ids_, item_ids_;
   engine::GlobalState global_;
   bool has_global_ = false;

@@ -2,11 +2,16 @@
 //
 // Column families (one per kind of row, so a load is five sequential scans):
 //   users  IndexKey(u) -> EncodeUser      items  IndexKey(i) -> EncodeItem
-//   edges  EdgeKey(a, b) -> weight        dict   DictKey('u'|'i', index) -> external id
+//   edges  IndexKey(a) -> EncodeEdgeRow   dict   DictKey('u'|'i', index) -> external id
 //   meta   "settings" (JSON), "global", "events_applied", OffsetKey(topic, partition)
+// Co-occurrence rows: a flush writes ONE key per touched row a, never one per edge. A row
+// rewritten whole (after pruning) is a Put of the full row; otherwise the row's dirty entries
+// are a Merge of a patch (w == 0 deletes b). EdgeRowMerge combines them (later wins per b), in
+// reads and in compactions; a Put supersedes every older patch.
 // A forgotten user's dictionary entry keeps its key with an empty value: the index stays taken
 // (indices are never reused) while the external id is gone.
 #include <rocksdb/db.h>
+#include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
@@ -14,10 +19,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <deque>
 #include <filesystem>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -69,14 +77,72 @@ Error MapStatus(const rocksdb::Status& s, const std::string& path, const std::st
   return {"storage_io", what + " failed on " + path + ": " + msg};
 }
 
+// Combines co-occurrence row values (see codec.hpp: MergeEdgeRows). Full merges (a read, or a
+// compaction that reaches the row's base) drop zero weights; partial merges keep them.
+class EdgeRowMerge final : public rocksdb::MergeOperator {
+ public:
+  const char* Name() const override { return "simstream.EdgeRowMerge"; }
+
+  bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override {
+    std::vector<std::string_view> patches;
+    patches.reserve(in.operand_list.size());
+    for (const rocksdb::Slice& s : in.operand_list) patches.push_back(s.ToStringView());
+    std::string_view base;
+    if (in.existing_value != nullptr) base = in.existing_value->ToStringView();
+    // False reports Corruption to the reader (mapped to storage_corrupt).
+    return MergeEdgeRows(in.existing_value != nullptr ? &base : nullptr, patches,
+                         /*drop_zeros=*/true, &out->new_value);
+  }
+
+  bool PartialMergeMulti(const rocksdb::Slice& /*key*/,
+                         const std::deque<rocksdb::Slice>& operand_list, std::string* new_value,
+                         rocksdb::Logger* /*logger*/) const override {
+    std::vector<std::string_view> patches;
+    patches.reserve(operand_list.size());
+    for (const rocksdb::Slice& s : operand_list) patches.push_back(s.ToStringView());
+    return MergeEdgeRows(nullptr, patches, /*drop_zeros=*/false, new_value);
+  }
+};
+
+// The settings whose change would change the meaning of stored rows, each with the reason the
+// refusal names:
+//   dim                          the length of every stored vector
+//   loss                         the geometry the vectors were learned in (dot vs distance)
+//   seed                         every replayed random draw and fresh row: replaying events
+//                                after a crash must reproduce the same state bit for bit
+//   minhash_size                 the length of every stored sketch
+//   popularity_half_life_events  stored item popularity is a sum of exp((t - anchor) / tau):
+//                                tau is baked into the stored numbers
+// Safe to change under existing state (not recorded): learning_rate, l2, negatives,
+// popular_negative_share, margin, temperature, init_scale (new rows only), event weights,
+// scorer (the co-occurrence graph and the mix are kept up to date in both modes), mix_*,
+// neighbour_shrinkage (norms are recomputed from stored counts on load),
+// history_half_life_events (h / z is a normalised decayed average: a new decay applies from the
+// next event on), cooccurrence_window and neighbourhood_items (stored recent-item lists are cut
+// to the new length on load; past co-occurrence counts stay counts).
+struct SettingReason {
+  const char* key;
+  const char* why;
+};
+constexpr SettingReason kSettingReasons[] = {
+    {"schema_version", "the layout of the store"},
+    {"dim", "the length of every stored vector"},
+    {"loss", "the geometry the stored vectors were learned in"},
+    {"seed", "the random draws of replayed events and of new rows"},
+    {"minhash_size", "the length of every stored sketch"},
+    {"popularity_half_life_events", "the scale of the stored item popularity"},
+};
+// Keys recorded since the first schema record. A store written before lacks them: it cannot be
+// checked, so it adopts the configured value, which is recorded and checked from then on.
+constexpr const char* kSettingsAddedLater[] = {"popularity_half_life_events"};
+
 nlohmann::json SettingsOf(const config::ModelOptions& m) {
-  // The settings whose change would change the meaning of stored rows: the vector length,
-  // the geometry the loss learns, the seed of every replayed random draw, the sketch length.
   return {{"schema_version", kSchemaVersion},
           {"dim", m.dim},
           {"loss", m.loss},
           {"seed", m.seed},
-          {"minhash_size", m.minhash_size}};
+          {"minhash_size", m.minhash_size},
+          {"popularity_half_life_events", m.popularity_half_life_events}};
 }
 
 class RocksDbStore final : public StateStore {
@@ -112,7 +178,11 @@ class RocksDbStore final : public StateStore {
     cf_opts.max_write_buffer_number = 4;
 
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-    for (const char* name : kCfNames) cfs.emplace_back(name, cf_opts);
+    for (const char* name : kCfNames) {
+      cfs.emplace_back(name, cf_opts);
+      if (std::string_view(name) == kCfNames[kEdges])
+        cfs.back().options.merge_operator = std::make_shared<EdgeRowMerge>();
+    }
     cfs.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_opts);
     // Column families of a later version are opened too (RocksDB requires all of them).
     std::vector<std::string> existing;
@@ -145,8 +215,6 @@ class RocksDbStore final : public StateStore {
       ok &= check(batch.Delete(handles_[kUsers], IndexKey(u)));
       ok &= check(batch.Put(handles_[kDict], DictKey('u', u), rocksdb::Slice()));
     }
-    for (uint32_t a : cs.rewritten_rows)
-      ok &= check(batch.DeleteRange(handles_[kEdges], EdgeKey(a, 0), EdgeRowEnd(a)));
     for (const auto& [u, st] : cs.users) {
       EncodeUser(st, &buf);
       ok &= check(batch.Put(handles_[kUsers], IndexKey(u), buf));
@@ -155,14 +223,7 @@ class RocksDbStore final : public StateStore {
       EncodeItem(st, &buf);
       ok &= check(batch.Put(handles_[kItems], IndexKey(i), buf));
     }
-    for (const engine::EdgeState& e : cs.edges) {
-      if (e.w == 0.0f) {
-        ok &= check(batch.Delete(handles_[kEdges], EdgeKey(e.a, e.b)));
-      } else {
-        EncodeEdgeWeight(e.w, &buf);
-        ok &= check(batch.Put(handles_[kEdges], EdgeKey(e.a, e.b), buf));
-      }
-    }
+    ok &= WriteEdgeRows(cs, batch, buf);
     // An empty id is a tombstone: the index stays taken, the external id is gone.
     for (const auto& [idx, id] : cs.new_user_ids)
       ok &= check(batch.Put(handles_[kDict], DictKey('u', idx), id));
@@ -215,10 +276,12 @@ class RocksDbStore final : public StateStore {
       return true;
     });
     if (!st.ok()) return st;
+    std::vector<engine::EdgeState> row;
     st = Scan(kEdges, [&](std::string_view k, std::string_view v) {
-      engine::EdgeState e;
-      if (!DecodeEdgeKey(k, &e.a, &e.b) || !DecodeEdgeWeight(v, &e.w)) return false;
-      visitor.Edge(e);
+      uint32_t a;
+      if (!DecodeIndexKey(k, &a) || !DecodeEdgeRow(v, a, &row)) return false;
+      for (const engine::EdgeState& e : row)
+        if (e.w != 0.0f) visitor.Edge(e);  // a full merge has none; a damaged row may
       return true;
     });
     if (!st.ok()) return st;
@@ -306,6 +369,43 @@ class RocksDbStore final : public StateStore {
   }
 
  private:
+  // The co-occurrence part of a batch, one operation per run of `cs.edges` that stays in one
+  // row a with strictly ascending b (TakeChanges and MergeChangeSets emit each row as one such
+  // run, so one key per touched row). Semantics, as the contract states: a rewritten row is
+  // replaced whole (its first run is a Put of the non-zero entries, or a Delete when it has
+  // none), every other run is a Merge of a patch (w == 0 deletes b); later runs win.
+  bool WriteEdgeRows(const engine::ChangeSet& cs, rocksdb::WriteBatch& batch, std::string& buf) {
+    std::vector<uint32_t> rewritten(cs.rewritten_rows);
+    std::sort(rewritten.begin(), rewritten.end());
+    rewritten.erase(std::unique(rewritten.begin(), rewritten.end()), rewritten.end());
+    std::vector<char> replaced(rewritten.size(), 0);
+    bool ok = true;
+    const std::vector<engine::EdgeState>& e = cs.edges;
+    for (size_t i = 0; i < e.size();) {
+      const uint32_t a = e[i].a;
+      size_t j = i + 1;
+      while (j < e.size() && e[j].a == a && e[j].b > e[j - 1].b) ++j;
+      const auto it = std::lower_bound(rewritten.begin(), rewritten.end(), a);
+      const bool whole = it != rewritten.end() && *it == a &&
+                         !replaced[static_cast<size_t>(it - rewritten.begin())];
+      const std::span<const engine::EdgeState> run(e.data() + i, j - i);
+      const std::string key = IndexKey(a);
+      EncodeEdgeRow(run, /*drop_zeros=*/whole, &buf);
+      if (whole) {
+        replaced[static_cast<size_t>(it - rewritten.begin())] = 1;
+        ok &= (buf.size() > 1 ? batch.Put(handles_[kEdges], key, buf)
+                              : batch.Delete(handles_[kEdges], key))
+                  .ok();
+      } else {
+        ok &= batch.Merge(handles_[kEdges], key, buf).ok();
+      }
+      i = j;
+    }
+    for (size_t r = 0; r < rewritten.size(); ++r)  // rewritten to nothing
+      if (!replaced[r]) ok &= batch.Delete(handles_[kEdges], IndexKey(rewritten[r])).ok();
+    return ok;
+  }
+
   Error Corrupt(const std::string& what) const {
     return {"storage_corrupt",
             "undecodable " + what + " value in " + path_ +
@@ -338,23 +438,59 @@ class RocksDbStore final : public StateStore {
       return Status::Ok();
     }
     if (!s.ok()) return MapStatus(s, path_, "reading the schema");
-    const nlohmann::json have = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
+    nlohmann::json have = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
     if (have.is_discarded() || !have.is_object()) return Corrupt("meta/settings");
-    std::string diffs;
+    // Another layout cannot be read at all: refuse before comparing anything else.
+    if (const auto ver = have.find("schema_version");
+        ver == have.end() || *ver != want["schema_version"]) {
+      return Error{
+          "schema_mismatch",
+          "the state in " + path_ + " has another store layout (schema_version: stored " +
+              (ver == have.end() ? std::string("(absent)") : ver->dump()) + ", configured " +
+              want["schema_version"].dump() +
+              "; schema 2 stores each co-occurrence row as one key, schema 1 stored one key per "
+              "edge) and cannot be read in place. Point storage.path (--data-dir) at a new "
+              "directory to rebuild the state from the topic, or keep running the simstream "
+              "release that wrote it."};
+    }
+    std::string diffs, keep;
+    bool adopted = false;
     for (const auto& [key, wanted] : want.items()) {
       const auto it = have.find(key);
-      const std::string stored = it == have.end() ? "(absent)" : it->dump();
-      if (it == have.end() || *it != wanted) {
-        if (!diffs.empty()) diffs += ", ";
-        diffs += (key == "schema_version" ? key : "model." + key) + ": stored " + stored +
-                 ", configured " + wanted.dump();
+      if (it == have.end() &&
+          std::any_of(std::begin(kSettingsAddedLater), std::end(kSettingsAddedLater),
+                      [&](const char* k) { return key == k; })) {
+        have[key] = wanted;
+        adopted = true;
+        continue;
       }
+      if (it != have.end() && *it == wanted) continue;
+      const std::string stored = it == have.end() ? "(absent)" : it->dump();
+      const std::string name = key == "schema_version" ? key : "model." + key;
+      std::string why;
+      for (const auto& r : kSettingReasons)
+        if (key == r.key) why = r.why;
+      if (!diffs.empty()) diffs += "; ";
+      diffs += name + ": stored " + stored + ", configured " + wanted.dump();
+      if (!why.empty()) diffs += " (it determines " + why + ")";
+      if (key != "schema_version" && it != have.end())
+        keep += " --set " + name + "=" + (it->is_string() ? it->get<std::string>() : stored);
     }
-    if (diffs.empty()) return Status::Ok();
+    if (diffs.empty()) {
+      if (!adopted) return Status::Ok();
+      s = db_->Put(rocksdb::WriteOptions(), handles_[kMeta], kSettingsKey, have.dump());
+      if (!s.ok()) return MapStatus(s, path_, "recording the schema");
+      return Status::Ok();
+    }
+    std::string what_to_do = "Start with the stored settings";
+    if (!keep.empty()) what_to_do += " (" + keep.substr(1) + ")";
     return Error{"schema_mismatch",
-                 "the state in " + path_ + " was built with different settings (" + diffs +
-                     "). Start with the stored settings, or use a new storage.path (--data-dir) "
-                     "for the new ones."};
+                 "the state in " + path_ +
+                     " was built with settings that cannot change under "
+                     "existing state: " +
+                     diffs + ". " + what_to_do +
+                     ", or point storage.path (--data-dir) at a new directory to build a new "
+                     "state with the new ones (it is rebuilt from the topic)."};
   }
 
   const std::string path_;

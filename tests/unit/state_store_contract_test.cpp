@@ -2,6 +2,7 @@
 // the RocksDB-only failure modes: reopen, lock, schema mismatch, corruption, purge of forgotten
 // data from the files.
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,12 +11,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <random>
 
 #include "engine/engine.hpp"
 #include "engine/generator.hpp"
+#include "engine/model.hpp"
 #include "storage/codec.hpp"
 #include "storage/export.hpp"
 #include "storage/snapshot.hpp"
@@ -239,6 +242,102 @@ TYPED_TEST(StateStoreContract, RewrittenRowReplacesTheWholeRowAndZeroWeightDelet
   EXPECT_EQ(snap->edges, want);
 }
 
+using EdgeMap = std::map<std::pair<uint32_t, uint32_t>, float>;
+
+// Co-occurrence rows are written one key per row (RocksDB: Put of a rewritten row, Merge of a
+// patch). Whatever the backend does underneath, the visible graph follows one rule: a
+// rewritten row starts empty, then every entry applies in order, w == 0 deleting b.
+TYPED_TEST(StateStoreContract, EdgeRowPatchesCombineLaterWinsAndRewrittenRowsSupersedeThem) {
+  auto store = this->backend_.Open(this->opts_);
+  ASSERT_TRUE(store);
+  auto write = [&](std::vector<uint32_t> rewritten, std::vector<engine::EdgeState> edges) {
+    engine::ChangeSet cs;
+    cs.dim = 8;
+    cs.rewritten_rows = std::move(rewritten);
+    cs.edges = std::move(edges);
+    ASSERT_TRUE(store->Write(cs).ok());
+  };
+  auto edges = [&] {
+    auto snap = TakeSnapshot(*store);
+    EXPECT_TRUE(snap.ok());
+    return snap.ok() ? snap->edges : EdgeMap{};
+  };
+  write({}, {{1, 2, 1.0f}, {1, 3, 2.0f}, {2, 5, 1.0f}});
+  // A later patch wins per b; a zero weight deletes; untouched entries stay.
+  write({}, {{1, 2, 0.0f}, {1, 3, 4.0f}, {1, 8, 1.0f}});
+  EXPECT_EQ(edges(), (EdgeMap{{{1, 3}, 4.0f}, {{1, 8}, 1.0f}, {{2, 5}, 1.0f}}));
+  // Within one batch too: (1, 9) twice (two runs of row 1), the later one wins; deleting an
+  // absent b is nothing.
+  write({}, {{1, 8, 0.0f}, {1, 9, 2.0f}, {1, 9, 3.0f}, {1, 11, 0.0f}});
+  EXPECT_EQ(edges(), (EdgeMap{{{1, 3}, 4.0f}, {{1, 9}, 3.0f}, {{2, 5}, 1.0f}}));
+  // A rewritten row replaces every older patch; a patch after it applies on top.
+  write({2}, {{2, 6, 1.0f}, {2, 7, 0.0f}});
+  write({}, {{2, 7, 5.0f}});
+  EXPECT_EQ(edges(), (EdgeMap{{{1, 3}, 4.0f}, {{1, 9}, 3.0f}, {{2, 6}, 1.0f}, {{2, 7}, 5.0f}}));
+  // Rewritten to nothing (no entries, or only zeros): the row is gone; a rewritten row's
+  // entries in a second run of the same batch still count; patches deleting every entry leave
+  // no row behind.
+  write({2, 4}, {{4, 1, 0.0f}, {1, 3, 0.0f}, {1, 9, 0.0f}});
+  EXPECT_EQ(edges(), EdgeMap{});
+  write({5}, {{5, 1, 1.0f}, {6, 2, 2.0f}, {5, 0, 3.0f}, {5, 1, 4.0f}});
+  const EdgeMap want{{{5, 0}, 3.0f}, {{5, 1}, 4.0f}, {{6, 2}, 2.0f}};
+  EXPECT_EQ(edges(), want);
+  if constexpr (TypeParam::kDurable) {
+    ASSERT_TRUE(store->PurgeDeleted().ok());  // compaction merges the patches for good
+    EXPECT_EQ(edges(), want);
+    store.reset();
+    store = this->backend_.Open(this->opts_);
+    ASSERT_TRUE(store);
+    EXPECT_EQ(edges(), want) << "after reopening";
+  }
+}
+
+// The graph a store reloads is exactly the live engine's, pruned rows (rewritten whole)
+// included, whatever the flush points.
+TYPED_TEST(StateStoreContract, ReloadedGraphIsExactlyTheLiveGraph) {
+  auto store = this->backend_.Open(this->opts_);
+  ASSERT_TRUE(store);
+  engine::OnlineModel live(this->opts_.model);
+  live.SetChangeTracking(true);
+  // Item 0 in every user's history, 2600 other items: row 0 outgrows the 2000 kept neighbours
+  // and is pruned (rewritten) again and again.
+  std::mt19937 rng(7);
+  size_t rewrites = 0;
+  uint64_t key = 0;
+  auto flush = [&] {
+    engine::ChangeSet cs;
+    live.TakeChanges(cs);
+    rewrites += cs.rewritten_rows.size();
+    ASSERT_TRUE(store->Write(cs).ok());
+  };
+  for (uint32_t u = 0; u < 700; ++u) {
+    for (int k = 0; k < 12; ++k) {
+      const uint32_t item = k == 3 ? 0 : 1 + static_cast<uint32_t>(rng() % 2600);
+      live.Observe({u, item, rng() % 7 == 0 ? -1.0f : 1.0f, int64_t{1000} * (u * 12 + k), ++key});
+    }
+    if (rng() % 17 == 0) flush();
+  }
+  flush();
+  EXPECT_GT(rewrites, 0u) << "pruning was exercised";
+  if constexpr (TypeParam::kDurable) {
+    store.reset();
+    store = this->backend_.Open(this->opts_);
+    ASSERT_TRUE(store);
+  }
+  auto snap = TakeSnapshot(*store);
+  ASSERT_TRUE(snap.ok());
+  std::map<std::pair<uint32_t, uint32_t>, uint32_t> want, got;
+  std::vector<engine::EdgeState> row;
+  for (uint32_t a = 0; a < live.items(); ++a) {
+    row.clear();
+    live.ExportRow(a, row);
+    for (const auto& e : row) want[{e.a, e.b}] = std::bit_cast<uint32_t>(e.w);
+  }
+  for (const auto& [ab, w] : snap->edges) got[ab] = std::bit_cast<uint32_t>(w);
+  EXPECT_GT(want.size(), 10000u);
+  EXPECT_TRUE(got == want) << got.size() << " stored vs " << want.size() << " live edges";
+}
+
 TYPED_TEST(StateStoreContract, DictionaryEntriesApplyInOrderAndTombstonesKeepTheIndex) {
   auto store = this->backend_.Open(this->opts_);
   ASSERT_TRUE(store);
@@ -356,14 +455,69 @@ TEST(Codec, RoundTripsAndRejectsDamagedValues) {
   EXPECT_FALSE(DecodeUser(bad, 3, &back)) << "unknown version";
 
   // Keys: big-endian, so byte order is numeric order.
-  EXPECT_EQ(EdgeKey(1, 2), std::string("\0\0\0\1\0\0\0\2", 8));
-  EXPECT_LT(EdgeKey(1, 0xFFFFFFFF), EdgeKey(2, 0));
-  EXPECT_LT(EdgeKey(0xFFFFFFFF, 0xFFFFFFFF), EdgeRowEnd(0xFFFFFFFF));
-  EXPECT_LT(EdgeRowEnd(1), EdgeKey(2, 0));
+  EXPECT_EQ(IndexKey(258), std::string("\0\0\1\2", 4));
+  EXPECT_LT(IndexKey(1), IndexKey(256));
   EXPECT_LT(OffsetKey("t", -1), OffsetKey("t", 0));
   int32_t p = 0;
   ASSERT_TRUE(DecodeOffsetKey(OffsetKey("t", -7), OffsetKeyPrefix("t"), &p));
   EXPECT_EQ(p, -7);
+}
+
+// Co-occurrence row values: patches merge later-wins per b; a partial merge keeps zero weights
+// (an older base may hold b), a full merge drops them; merging is associative.
+TEST(Codec, EdgeRowsMergeLaterWinsAssociativelyAndRejectDamage) {
+  auto enc = [](std::vector<engine::EdgeState> entries, bool drop_zeros = false) {
+    std::string out;
+    EncodeEdgeRow(entries, drop_zeros, &out);
+    return out;
+  };
+  const std::string base = enc({{7, 1, 1.0f}, {7, 4, 2.0f}, {7, 9, 3.0f}});
+  EXPECT_EQ(base.size(), 1u + 3 * 8);
+  std::vector<engine::EdgeState> back;
+  ASSERT_TRUE(DecodeEdgeRow(base, 7, &back));
+  ASSERT_EQ(back.size(), 3u);
+  EXPECT_EQ(back[1].a, 7u);
+  EXPECT_EQ(back[1].b, 4u);
+  EXPECT_EQ(back[1].w, 2.0f);
+  EXPECT_EQ(enc({{7, 1, 0.0f}, {7, 2, 1.0f}}, true), enc({{7, 2, 1.0f}}));
+
+  const std::string p1 = enc({{7, 1, 0.0f}, {7, 5, 1.0f}});
+  const std::string p2 = enc({{7, 4, 6.0f}, {7, 5, 0.0f}, {7, 12, 2.0f}});
+  const std::string p3 = enc({{7, 5, 8.0f}, {7, 9, 0.0f}});
+  const std::string_view bv = base;
+  std::string full, left, right, merged;
+  const std::vector<std::string_view> all{p1, p2, p3};
+  ASSERT_TRUE(MergeEdgeRows(&bv, all, true, &full));
+  EXPECT_EQ(full, enc({{7, 4, 6.0f}, {7, 5, 8.0f}, {7, 12, 2.0f}}));
+  // (p1 p2) p3 and p1 (p2 p3), partially merged first, give the same row.
+  const std::vector<std::string_view> first{p1, p2}, last{p2, p3};
+  ASSERT_TRUE(MergeEdgeRows(nullptr, first, false, &left));
+  EXPECT_EQ(left, enc({{7, 1, 0.0f}, {7, 4, 6.0f}, {7, 5, 0.0f}, {7, 12, 2.0f}}))
+      << "a partial merge keeps the deletions";
+  ASSERT_TRUE(MergeEdgeRows(nullptr, last, false, &right));
+  const std::vector<std::string_view> l3{left, p3}, p1r{p1, right};
+  ASSERT_TRUE(MergeEdgeRows(&bv, l3, true, &merged));
+  EXPECT_EQ(merged, full);
+  ASSERT_TRUE(MergeEdgeRows(&bv, p1r, true, &merged));
+  EXPECT_EQ(merged, full);
+  // No base: the patches alone, zeros dropped.
+  ASSERT_TRUE(MergeEdgeRows(nullptr, all, true, &merged));
+  EXPECT_EQ(merged, full);
+
+  // Damage: cut entries, unknown version, b out of order.
+  for (size_t cut = 0; cut < base.size(); ++cut) {
+    if (cut % 8 == 1) continue;  // whole entries: a valid shorter row (1: the empty row)
+    EXPECT_FALSE(DecodeEdgeRow(std::string_view(base).substr(0, cut), 7, &back)) << cut;
+  }
+  std::string bad = base;
+  bad[0] = 99;
+  EXPECT_FALSE(DecodeEdgeRow(bad, 7, &back));
+  const std::vector<std::string_view> with_bad{p1, bad};
+  EXPECT_FALSE(MergeEdgeRows(nullptr, with_bad, true, &merged));
+  const std::string unordered = enc({{7, 4, 1.0f}, {7, 2, 1.0f}});
+  EXPECT_FALSE(DecodeEdgeRow(unordered, 7, &back));
+  const std::vector<std::string_view> with_unordered{unordered};
+  EXPECT_FALSE(MergeEdgeRows(&bv, with_unordered, true, &merged));
 }
 
 // ---- export ------------------------------------------------------------------------------
@@ -516,6 +670,157 @@ TEST_F(RocksDbStoreTest, SettingsMismatchIsRefusedNamingBothValues) {
   other = o;
   other.model.learning_rate = 0.5;
   EXPECT_TRUE(OpenAt(dir, other).ok());
+}
+
+TEST_F(RocksDbStoreTest, PopularityHalfLifeIsCheckedAndTheRefusalSaysWhatToDo) {
+  const auto dir = Dir("schema_pop");
+  config::Options o = SmallOptions();
+  {
+    auto store = OpenAt(dir, o);
+    ASSERT_TRUE(store.ok());
+    Fill(*store.value(), o, 300);
+  }
+  config::Options other = o;
+  other.model.popularity_half_life_events = 500;
+  auto r = OpenAt(dir, other);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, "schema_mismatch");
+  const std::string& msg = r.error().message;
+  EXPECT_NE(msg.find("model.popularity_half_life_events: stored 10000.0, configured 500.0"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("popularity"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("--set model.popularity_half_life_events=10000.0"), std::string::npos)
+      << "names the value to start with: " << msg;
+  EXPECT_NE(msg.find("storage.path"), std::string::npos) << msg;
+  // The stored value itself is accepted, and the state loads.
+  auto again = OpenAt(dir, o);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  engine::Engine e(o);
+  EXPECT_TRUE(again.value()->LoadInto(e).ok());
+}
+
+// Each of these changes what the learner does next, not what the stored rows mean: a store
+// built with the defaults opens, loads and keeps learning under every one of them.
+TEST_F(RocksDbStoreTest, SettingsThatDoNotShapeStoredRowsMayChange) {
+  const auto dir = Dir("schema_free");
+  const config::Options o = SmallOptions();
+  {
+    auto store = OpenAt(dir, o);
+    ASSERT_TRUE(store.ok());
+    Fill(*store.value(), o, 800);
+  }
+  std::vector<std::pair<std::string, std::function<void(config::ModelOptions&)>>> changes = {
+      {"scorer", [](auto& m) { m.scorer = "embedding"; }},
+      {"cooccurrence_window", [](auto& m) { m.cooccurrence_window = 3; }},
+      {"neighbourhood_items", [](auto& m) { m.neighbourhood_items = 2; }},
+      {"history_half_life_events", [](auto& m) { m.history_half_life_events = 3; }},
+      {"neighbour_shrinkage", [](auto& m) { m.neighbour_shrinkage = 0; }},
+      {"init_scale", [](auto& m) { m.init_scale = 0.5; }},
+      {"negatives", [](auto& m) { m.negatives = 7; }},
+      {"l2", [](auto& m) { m.l2 = 0.01; }},
+  };
+  const auto ev = Stream(200, 31);
+  int64_t offset = 0;  // partition 1 is new to the store; every round applies fresh offsets
+  for (const auto& [name, change] : changes) {
+    config::Options other = o;
+    change(other.model);
+    auto store = OpenAt(dir, other);
+    ASSERT_TRUE(store.ok()) << name << ": " << store.error().message;
+    engine::Engine e(other);
+    ASSERT_TRUE(store.value()->LoadInto(e).ok()) << name;
+    e.SetChangeTracking(true);
+    std::vector<engine::SourcedEvent> batch;
+    for (const auto& x : ev) {
+      batch.push_back({x, 1, offset++});
+      batch.back().event.user += "-" + name;  // new users too
+    }
+    EXPECT_EQ(e.Apply(batch).applied, ev.size()) << name;
+    EXPECT_TRUE(Flush(e, *store.value()).ok()) << name;
+  }
+}
+
+// Rewrites the stored settings record directly (simulates a store written by an older release).
+void EditStoredSettings(const fs::path& dir, const std::function<void(nlohmann::json&)>& edit) {
+  rocksdb::Options opts;
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(opts, dir.string(), &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (const auto& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(opts, dir.string(), cfs, &handles, &db).ok());
+  rocksdb::ColumnFamilyHandle* meta = nullptr;
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i] == "meta") meta = handles[i];
+  ASSERT_NE(meta, nullptr);
+  std::string value;
+  ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), meta, "settings", &value).ok());
+  nlohmann::json j = nlohmann::json::parse(value);
+  edit(j);
+  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), meta, "settings", j.dump()).ok());
+  for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+  ASSERT_TRUE(db->Close().ok());
+  delete db;
+}
+
+TEST_F(RocksDbStoreTest, StoreRecordedBeforeAKeyWasCheckedAdoptsTheConfiguredValueOnce) {
+  const auto dir = Dir("schema_old");
+  const config::Options o = SmallOptions();
+  { ASSERT_TRUE(OpenAt(dir, o).ok()); }
+  EditStoredSettings(dir, [](nlohmann::json& j) { j.erase("popularity_half_life_events"); });
+  config::Options other = o;
+  other.model.popularity_half_life_events = 2500;
+  { ASSERT_TRUE(OpenAt(dir, other).ok()) << "an older store cannot be checked: it adopts"; }
+  auto r = OpenAt(dir, o);  // ... and from then on the adopted value is checked
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("stored 2500.0, configured 10000.0"), std::string::npos)
+      << r.error().message;
+  // A key recorded from the start is never adopted: its absence is a mismatch.
+  EditStoredSettings(dir, [](nlohmann::json& j) { j.erase("seed"); });
+  r = OpenAt(dir, other);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("model.seed: stored (absent)"), std::string::npos)
+      << r.error().message;
+}
+
+TEST_F(RocksDbStoreTest, StoreOfAnotherLayoutIsRefusedSayingWhatToDo) {
+  const auto dir = Dir("schema_layout");
+  const config::Options o = SmallOptions();
+  { ASSERT_TRUE(OpenAt(dir, o).ok()); }
+  EditStoredSettings(dir, [](nlohmann::json& j) { j["schema_version"] = 1; });
+  auto r = OpenAt(dir, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, "schema_mismatch");
+  const std::string& m = r.error().message;
+  EXPECT_NE(m.find("schema_version: stored 1, configured " + std::to_string(kSchemaVersion)),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("new directory"), std::string::npos) << m;
+  EXPECT_EQ(m.find("--set"), std::string::npos) << "no setting can fix a layout: " << m;
+}
+
+TEST(ModelImport, ShorterHistorySettingsCutStoredRecentItems) {
+  config::ModelOptions m = SmallOptions().model;
+  m.cooccurrence_window = 3;
+  m.neighbourhood_items = 2;
+  engine::OnlineModel model(m);
+  engine::UserState s;
+  s.p.assign(8, 0.1f);
+  s.h.assign(8, 0.0f);
+  for (uint32_t i = 0; i < 10; ++i) {
+    s.recent_items.push_back(9 - i);
+    s.recent_weights.push_back(static_cast<float>(i + 1));
+    s.seen.push_back(i);
+  }
+  s.sketch.assign(16, 7u);
+  s.sketch_empty = false;
+  s.events = 10;
+  model.ImportUser(0, s);
+  const engine::UserState out = model.ExportUser(0);
+  EXPECT_EQ(out.recent_items, (std::vector<uint32_t>{9, 8, 7})) << "the most recent three";
+  EXPECT_EQ(out.recent_weights, (std::vector<float>{1.0f, 2.0f, 3.0f}));
+  EXPECT_EQ(out.seen, s.seen) << "seen items are not history: all kept";
 }
 
 // Damages a copy of a closed store; opening or loading it must fail with a clear error.

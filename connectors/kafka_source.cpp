@@ -29,7 +29,10 @@ struct KafkaSource::Impl {
 
   // ---- poll thread only ----
   std::vector<engine::SourcedEvent> pending;  // read, not yet applied
-  std::map<int32_t, int64_t> pending_next;    // partition -> offset after the last one read
+  std::map<int32_t, int64_t> pending_skip;    // partition -> offset after the last rejected one
+  // partition -> the engine's next offset at assignment: a message below it was already
+  // applied or dead-lettered by this process (redelivered after the stored offsets lagged).
+  std::map<int32_t, int64_t> skip_below;
   bool paused = false;
   bool revoked_for_stop = false;
 
@@ -59,7 +62,9 @@ struct KafkaSource::Impl {
   Status Revoke();
   void OnRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
   void SetPaused(bool pause);
-  void Commit(const std::map<int32_t, int64_t>& offsets);
+  // Commits offsets of owned partitions; wait_ms > 0 waits up to that long for the result.
+  void Commit(const std::map<int32_t, int64_t>& offsets, int wait_ms);
+  std::map<int32_t, int64_t> Committed(const rd_kafka_topic_partition_list_t* parts);
 };
 
 namespace {
@@ -101,15 +106,33 @@ void KafkaSource::Impl::OnRebalance(rd_kafka_resp_err_t err,
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     const std::map<int32_t, int64_t> stored =
         hooks.seek_offsets ? hooks.seek_offsets() : engine->NextOffsets();
-    std::lock_guard lock(mu);
-    for (int i = 0; i < parts->cnt; ++i) {
-      rd_kafka_topic_partition_t& p = parts->elems[i];
-      auto it = stored.find(p.partition);
-      p.offset = it != stored.end() ? it->second : RD_KAFKA_OFFSET_BEGINNING;
-      assigned[p.partition] = p.offset;
-      consumed_next.erase(p.partition);
+    // Another instance (with its own store) may have consumed further: it committed its
+    // durable offsets before giving the partition up. Start at the later of the two.
+    const std::map<int32_t, int64_t> committed = Committed(parts);
+    const std::map<int32_t, int64_t> engine_next = engine->NextOffsets();
+    std::map<int32_t, int64_t> taken_over;
+    {
+      std::lock_guard lock(mu);
+      for (int i = 0; i < parts->cnt; ++i) {
+        rd_kafka_topic_partition_t& p = parts->elems[i];
+        auto st = stored.find(p.partition);
+        auto co = committed.find(p.partition);
+        int64_t offset = st != stored.end() ? st->second : RD_KAFKA_OFFSET_BEGINNING;
+        if (co != committed.end() && co->second > offset) {
+          offset = co->second;
+          taken_over[p.partition] = offset;
+        }
+        p.offset = offset;
+        assigned[p.partition] = p.offset;
+        consumed_next.erase(p.partition);
+        auto en = engine_next.find(p.partition);
+        skip_below[p.partition] = en != engine_next.end() ? en->second : 0;
+      }
+      stats.assigned = assigned;
     }
-    stats.assigned = assigned;
+    // What lies before the committed offset is in the other instance's state: this one must
+    // neither apply it nor store (or commit) an offset below it.
+    engine->AdvanceOffsets(taken_over);
   } else {
     // Everything read from these partitions is applied and made durable before another
     // consumer may start on them from the stored offsets.
@@ -152,7 +175,27 @@ Status KafkaSource::Impl::Revoke() {
     if (revoked_for_stop) return Status::Ok();
     revoked_for_stop = true;
   }
-  return hooks.before_revoke ? hooks.before_revoke() : Status::Ok();
+  Status st = hooks.before_revoke ? hooks.before_revoke() : Status::Ok();
+  // The next owner of these partitions may have a state of its own: it starts at the later of
+  // its stored offsets and the committed ones, so commit what was just made durable, and wait.
+  if (st.ok() && hooks.durable_offsets) Commit(hooks.durable_offsets(), /*wait_ms=*/2000);
+  return st;
+}
+
+std::map<int32_t, int64_t> KafkaSource::Impl::Committed(
+    const rd_kafka_topic_partition_list_t* parts) {
+  std::map<int32_t, int64_t> out;
+  kafka::PartitionListPtr list(rd_kafka_topic_partition_list_copy(parts));
+  const rd_kafka_resp_err_t e = rd_kafka_committed(rk.get(), list.get(), 5000);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    std::fprintf(stderr, "simstream: kafka: reading committed offsets: %s\n", rd_kafka_err2str(e));
+    return out;
+  }
+  for (int i = 0; i < list->cnt; ++i) {
+    const rd_kafka_topic_partition_t& p = list->elems[i];
+    if (p.err == RD_KAFKA_RESP_ERR_NO_ERROR && p.offset >= 0) out[p.partition] = p.offset;
+  }
+  return out;
 }
 
 void KafkaSource::Impl::SetPaused(bool pause) {
@@ -186,6 +229,11 @@ void KafkaSource::Impl::Handle(rd_kafka_message_t* msg) {
     std::lock_guard lock(mu);
     ++stats.messages;
     consumed_next[msg->partition] = msg->offset + 1;
+    if (auto it = skip_below.find(msg->partition);
+        it != skip_below.end() && msg->offset < it->second) {
+      ++stats.duplicates;  // applied or dead-lettered already: not again
+      return;
+    }
   }
   const std::string_view payload(static_cast<const char*>(msg->payload), msg->len);
   Result<engine::Event> parsed = Error{"oversized", ""};
@@ -194,14 +242,12 @@ void KafkaSource::Impl::Handle(rd_kafka_message_t* msg) {
                                     " bytes exceeds kafka.max_message_bytes (" +
                                     std::to_string(rules.max_message_bytes) + ")"};
   } else {
+    // An event without "ts" takes the message's timestamp (stored in the log, so a replay
+    // sees the same), or 0 for a message without one: never the clock, which would make the
+    // state depend on when the log was consumed.
     rd_kafka_timestamp_type_t ts_type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
-    int64_t ts = rd_kafka_message_timestamp(msg, &ts_type);
-    if (ts < 0) {
-      ts = std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-               .count();
-    }
-    parsed = engine::ParseEvent(payload, rules, ts);
+    const int64_t ts = rd_kafka_message_timestamp(msg, &ts_type);
+    parsed = engine::ParseEvent(payload, rules, std::max<int64_t>(ts, 0));
   }
   if (parsed.ok()) {
     pending.push_back({std::move(parsed.value()), msg->partition, msg->offset});
@@ -220,14 +266,18 @@ void KafkaSource::Impl::Handle(rd_kafka_message_t* msg) {
     std::fprintf(stderr, "simstream: kafka: %s\n", st.error().message.c_str());
   }
   engine->RecordRejected(err.code);
+  pending_skip[msg->partition] = msg->offset + 1;
   std::lock_guard lock(mu);
   ++stats.dead_lettered;
 }
 
 void KafkaSource::Impl::ApplyPending() {
-  if (pending.empty()) return;
+  if (pending.empty() && pending_skip.empty()) return;
   const engine::ApplyOutcome out = engine->Apply(pending);
   pending.clear();
+  // After the valid events before them: the dead-lettered positions count as consumed.
+  engine->AdvanceOffsets(pending_skip);
+  pending_skip.clear();
   {
     std::lock_guard lock(mu);
     stats.applied += out.applied;
@@ -260,24 +310,43 @@ void KafkaSource::Impl::PollLoop() {
     if (hooks.durable_offsets &&
         Clock::now() - last_commit >= std::chrono::milliseconds(options.commit_interval_ms)) {
       last_commit = Clock::now();
-      Commit(hooks.durable_offsets());
+      Commit(hooks.durable_offsets(), /*wait_ms=*/0);
     }
   }
   ApplyPending();
 }
 
-void KafkaSource::Impl::Commit(const std::map<int32_t, int64_t>& offsets) {
+void KafkaSource::Impl::Commit(const std::map<int32_t, int64_t>& offsets, int wait_ms) {
   kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
   {
     std::lock_guard lock(mu);
     for (const auto& [p, off] : offsets) {
-      // Only partitions we own: a late commit must not move back another owner's offset.
-      if (assigned.count(p) == 0 || off < 0) continue;
+      // Only partitions we own: a late commit must not move back another owner's offset. Nor
+      // below where we started (taken over from a committed offset, not yet flushed here).
+      auto it = assigned.find(p);
+      if (it == assigned.end() || off < 0 || off < it->second) continue;
       rd_kafka_topic_partition_list_add(list.get(), kafka.topic.c_str(), p)->offset = off;
     }
   }
   if (list->cnt == 0) return;
-  const rd_kafka_resp_err_t e = rd_kafka_commit(rk.get(), list.get(), /*async=*/1);
+  rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+  if (wait_ms <= 0) {
+    e = rd_kafka_commit(rk.get(), list.get(), /*async=*/1);
+  } else {
+    // Waited for on a queue of its own, with a deadline: a synchronous commit has none, and
+    // must not hold up a revocation or Stop() while the coordinator is unreachable.
+    kafka::QueuePtr q(rd_kafka_queue_new(rk.get()));
+    e = rd_kafka_commit_queue(rk.get(), list.get(), q.get(), nullptr, nullptr);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      rd_kafka_event_t* ev = rd_kafka_queue_poll(q.get(), wait_ms);
+      if (ev == nullptr) {
+        e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+      } else {
+        e = rd_kafka_event_error(ev);
+        rd_kafka_event_destroy(ev);
+      }
+    }
+  }
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
     std::fprintf(stderr, "simstream: kafka: commit: %s\n", rd_kafka_err2str(e));
   }
@@ -429,11 +498,6 @@ Status KafkaSource::Stop() {
   }
   s.rk.reset();
   return flushed;
-}
-
-void KafkaSource::AfterFlush(const std::map<int32_t, int64_t>& offsets) {
-  if (impl_->stopped || !impl_->rk) return;
-  impl_->Commit(offsets);
 }
 
 bool KafkaSource::Healthy() const {

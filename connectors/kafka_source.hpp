@@ -19,8 +19,11 @@ namespace simstream::connectors {
 // called on the consumer's poll thread (never concurrently with itself or with Apply).
 struct KafkaSourceHooks {
   // The stored next offset per partition (storage::StateStore::Offsets()). Called on every
-  // assignment; an assigned partition without a stored offset starts at the beginning of the
-  // log. Unset: the engine's own NextOffsets().
+  // assignment. An assigned partition starts at the later of its stored offset and the group's
+  // committed offset (another instance, with a state of its own, may have consumed further
+  // before handing it over: what lies before is in that instance's state, and
+  // Engine::AdvanceOffsets marks it consumed here); with neither, at the beginning of the log.
+  // Unset: the engine's own NextOffsets().
   std::function<std::map<int32_t, int64_t>()> seek_offsets;
   // Makes state and offsets durable (storage::Flusher::FlushNow()). Called before partitions
   // are revoked (rebalance, Stop()), after the last batch of those partitions was applied.
@@ -31,8 +34,10 @@ struct KafkaSourceHooks {
   // polling, so group membership and rebalances go on) and resumes once this turns false.
   std::function<bool()> backpressure;
   // The offsets known durable (storage::StateStore::Offsets()); polled every
-  // `commit_interval_ms` and committed to Kafka (for lag tools only: on assignment the consumer
-  // seeks to the stored offsets, never to Kafka's). May be called from another thread.
+  // `commit_interval_ms` and committed to Kafka (async: for lag tools), and committed again,
+  // waiting up to 2 s for the result, right after before_revoke made them durable (so the next
+  // owner starts where this one stopped). Only offsets of owned partitions, and never below the
+  // offset a partition was assigned at, are committed. Unset: nothing is committed.
   std::function<std::map<int32_t, int64_t>()> durable_offsets;
 };
 
@@ -50,7 +55,7 @@ struct KafkaSourceOptions {
 struct KafkaSourceStats {
   uint64_t messages = 0;       // messages consumed (valid and invalid)
   uint64_t applied = 0;        // events newly applied to the engine
-  uint64_t duplicates = 0;     // events skipped by the engine as already applied
+  uint64_t duplicates = 0;     // messages skipped as already applied or dead-lettered
   uint64_t dead_lettered = 0;  // messages sent to the DLQ
   uint64_t batches = 0;
   uint64_t pauses = 0;  // times consumption was paused by backpressure
@@ -63,11 +68,17 @@ struct KafkaSourceStats {
 
 // Consumes `kafka.topic` in consumer group `kafka.group` (enable.auto.commit=false,
 // auto.offset.reset=earliest, kafka.properties passed through), validates each message with
-// engine::ParseEvent (default ts: the message timestamp) and applies valid events to the engine
-// in batches of up to kafka.batch_size, each with its (partition, offset) so a redelivered event
-// is skipped. Messages larger than kafka.max_message_bytes and invalid events go to the DLQ
-// (kafka.dlq_topic) with their reason and origin in headers, and are counted with
-// Engine::RecordRejected; ingestion never stops for them.
+// engine::ParseEvent and applies valid events to the engine in batches of up to
+// kafka.batch_size, each with its (partition, offset) so a redelivered event is skipped. An event
+// without "ts" takes the message timestamp (CreateTime or LogAppendTime, kept in the log), or 0
+// when the message has none: never the wall clock, so replaying a log is deterministic.
+// Messages larger than kafka.max_message_bytes and invalid events go to the DLQ
+// (kafka.dlq_topic) with their reason and origin in headers, are counted with
+// Engine::RecordRejected, and their offsets count as consumed (Engine::AdvanceOffsets), so once
+// flushed they are not read again after a restart; a message below the engine's next offset at
+// assignment is skipped before validation, so it is not dead-lettered twice by one process.
+// Ingestion never stops for them. (A kill -9 between a dead-lettering and the next flush
+// dead-letters that message again after the restart: the DLQ is at-least-once.)
 //
 // Memory is bounded: batches are applied synchronously on the poll thread, so nothing is
 // queued between consumer and learner beyond librdkafka's prefetch queue (capped by
@@ -95,10 +106,6 @@ class KafkaSource {
   // leaves the group, all within close_timeout_ms (past it, the group is left uncleanly and the
   // broker notices at session timeout). Idempotent. Returns before_revoke's error, if any.
   Status Stop();
-
-  // Commits `offsets` (next offset per partition, as just made durable) to Kafka, async, for the
-  // partitions this consumer owns. Call after each successful flush.
-  void AfterFlush(const std::map<int32_t, int64_t>& offsets);
 
   // True when the last probe reached the cluster (false until the first probe succeeds).
   bool Healthy() const;

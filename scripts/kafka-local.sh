@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # A real single-node Apache Kafka broker for local development and integration tests.
 #
-#   scripts/kafka-local.sh start    start (or reuse) the broker; last stdout line: host:port
-#   scripts/kafka-local.sh stop     stop it and delete its state directory
-#   scripts/kafka-local.sh status   exit 0 if it is running (prints the address)
-#   scripts/kafka-local.sh address  print the bootstrap address (exit 1 if not running)
+#   scripts/kafka-local.sh start        start (or reuse) the broker; last stdout line: host:port
+#   scripts/kafka-local.sh stop         stop it and delete its state directory
+#   scripts/kafka-local.sh stop --keep  stop it, keep its data; the next start resumes it
+#   scripts/kafka-local.sh restart      stop --keep, then start (same data, same ports)
+#   scripts/kafka-local.sh status       exit 0 if it is running (prints the address)
+#   scripts/kafka-local.sh address      print the bootstrap address (exit 1 if not running)
 #
 # The broker is stock Apache Kafka in KRaft mode (one process is both broker and
 # controller), run from the Maven Central jars so no tarball download is needed: the
@@ -29,6 +31,8 @@ readonly start_timeout="${KAFKA_LOCAL_START_TIMEOUT:-60}"
 readonly libs_dir="${kafka_home}/libs"
 readonly pid_file="${state_dir}/kafka.pid"
 readonly address_file="${state_dir}/address"
+# Written by `stop --keep`: the next start reuses the data, cluster id and ports.
+readonly kept_file="${state_dir}/kept"
 
 if [[ -n "${JAVA:-}" ]]; then
   java_bin="${JAVA}"
@@ -45,7 +49,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,8s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+  sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
   exit "${1:-2}"
 }
 
@@ -192,8 +196,21 @@ cmd_start() {
   command -v python3 >/dev/null || die "python3 not found (run scripts/setup.sh)"
   fetch_jars
 
-  # Fresh state every start: a KRaft log dir is tied to its cluster id, and tests want
-  # an empty broker anyway.
+  local address
+  if [[ -f "${kept_file}" && -f "${state_dir}/server.properties" && -s "${address_file}" ]]; then
+    # Stopped with --keep: the same data, cluster id and ports (clients reconnect by themselves).
+    address="$(cat "${address_file}")"
+    rm -f "${kept_file}" "${address_file}"
+    log "resuming the kept broker (state in ${state_dir})"
+  else
+    address="$(format_fresh)" || exit 1
+  fi
+  launch "${address}"
+}
+
+# A fresh state directory, formatted; prints the bootstrap address. A KRaft log dir is tied to
+# its cluster id, and tests want an empty broker anyway.
+format_fresh() {
   rm -rf "${state_dir}"
   mkdir -p "${state_dir}/logs" "${state_dir}/data"
 
@@ -218,7 +235,12 @@ while True:
   java_tool kafka.tools.StorageTool format -t "${cluster_id}" \
     -c "${state_dir}/server.properties" >"${state_dir}/logs/format.log" 2>&1 ||
     die "storage format failed: $(cat "${state_dir}/logs/format.log")"
+  echo "${address}"
+}
 
+# Starts the broker of the state directory and waits until it answers at $1.
+launch() {
+  local address="$1" pid
   log "starting Kafka ${kafka_version} (KRaft) on ${address}, state in ${state_dir}"
   local started=${SECONDS}
   # setsid: the broker gets its own session, so Ctrl-C in the caller's terminal does not
@@ -254,7 +276,7 @@ while True:
 
 cmd_stop() {
   check_state_dir
-  local pid
+  local keep="${1:-}" pid
   if pid="$(running_pid)"; then
     log "stopping pid ${pid}"
     kill -TERM "${pid}" 2>/dev/null || true
@@ -275,6 +297,15 @@ cmd_stop() {
   else
     log "not running"
   fi
+  if [[ "${keep}" == "--keep" ]]; then
+    # Only a configured, formatted state can be resumed.
+    if [[ -f "${state_dir}/server.properties" && -s "${address_file}" ]]; then
+      rm -f "${pid_file}"
+      touch "${kept_file}"
+      log "state kept in ${state_dir}; 'start' resumes it on $(cat "${address_file}")"
+    fi
+    return 0
+  fi
   rm -rf "${state_dir}"
 }
 
@@ -293,10 +324,17 @@ cmd_address() {
   cat "${address_file}"
 }
 
-[[ $# -eq 1 ]] || usage
+case "$#:${1:-}:${2:-}" in
+  1:*:* | 2:stop:--keep) ;;
+  *) usage ;;
+esac
 case "$1" in
   start) cmd_start ;;
-  stop) cmd_stop ;;
+  stop) cmd_stop "${2:-}" ;;
+  restart)
+    cmd_stop --keep
+    cmd_start
+    ;;
   status) cmd_status ;;
   address) cmd_address ;;
   -h | --help | help) usage 0 ;;

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -23,6 +24,8 @@
 #include "connectors/mock_cluster.hpp"
 #include "engine/engine.hpp"
 #include "engine/event.hpp"
+#include "storage/flusher.hpp"
+#include "storage/state_store.hpp"
 
 namespace simstream::connectors {
 namespace {
@@ -68,15 +71,6 @@ config::Options MakeOptions(const std::string& brokers, const std::string& topic
   o.model.dim = 8;
   o.model.negatives = 1;
   return o;
-}
-
-engine::EventRules RulesOf(const config::Options& o) {
-  engine::EventRules r;
-  r.type_weights = o.model.event_weights;
-  r.default_weight = o.model.default_event_weight;
-  r.reject_unknown_type = o.kafka.unknown_event_type == "reject";
-  r.max_message_bytes = static_cast<size_t>(o.kafka.max_message_bytes);
-  return r;
 }
 
 // A seeded stream: `users` users, each event keyed by its user.
@@ -205,7 +199,7 @@ TEST(KafkaIngest, EndToEndExactCountsRealBroker) {
   const auto events = MakeEvents(3000, 40, 7);
   PublishAll(o.kafka, events);
   engine::Engine engine(o);
-  auto src = KafkaSource::Create(o.kafka, RulesOf(o), engine);
+  auto src = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), engine);
   ASSERT_TRUE(src.ok()) << src.error().message;
   ASSERT_TRUE((*src)->Start().ok());
   ASSERT_TRUE(WaitFor([&] { return engine.events_applied() >= events.size(); }, 60s))
@@ -256,7 +250,7 @@ TEST(KafkaIngest, EveryMalformedClassIsDeadLetteredRealBroker) {
   ProduceRaw(o.kafka, msgs);
 
   engine::Engine engine(o);
-  auto src = KafkaSource::Create(o.kafka, RulesOf(o), engine);
+  auto src = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), engine);
   ASSERT_TRUE(src.ok()) << src.error().message;
   ASSERT_TRUE((*src)->Start().ok());
   ASSERT_TRUE(
@@ -318,11 +312,86 @@ struct SharedOffsets {
   }
 };
 
+// One daemon instance as `simstream serve` wires it: a RocksDB store of its own, the engine
+// loaded from it, the flusher, and the consumer's hooks (seek to the stored offsets, flush before
+// a revocation, commit the durable offsets, backpressure).
+struct DurableInstance {
+  std::filesystem::path dir;
+  std::unique_ptr<storage::StateStore> store;
+  std::unique_ptr<engine::Engine> engine;
+  std::unique_ptr<storage::Flusher> flusher;
+  std::unique_ptr<KafkaSource> source;
+
+  DurableInstance(const config::Options& base, std::filesystem::path d) : dir(std::move(d)) {
+    config::Options o = base;
+    o.storage.path = dir.string();
+    o.storage.flush_interval_ms = 50;
+    auto st = storage::OpenRocksDbStore(o.storage, o.model, o.kafka.topic);
+    EXPECT_TRUE(st.ok()) << st.error().message;
+    if (!st.ok()) return;
+    store = std::move(st.value());
+    engine = std::make_unique<engine::Engine>(o);
+    EXPECT_TRUE(store->LoadInto(*engine).ok());
+    flusher = std::make_unique<storage::Flusher>(*engine, *store, o.storage);
+    flusher->Start();
+    KafkaSourceHooks h;
+    h.seek_offsets = [this] {
+      auto stored = store->Offsets();
+      return stored.ok() ? stored.value() : std::map<int32_t, int64_t>{};
+    };
+    h.before_revoke = [this] { return flusher->FlushNow(); };
+    h.after_batch = [this] { (void)flusher->MaybeFlush(); };
+    h.backpressure = [this] { return flusher->stats().pending; };
+    h.durable_offsets = [this] {
+      auto stored = store->Offsets();
+      return stored.ok() ? stored.value() : std::map<int32_t, int64_t>{};
+    };
+    auto src = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), *engine, h);
+    EXPECT_TRUE(src.ok()) << src.error().message;
+    if (src.ok()) source = std::move(src.value());
+  }
+  bool ok() const { return source != nullptr; }
+  // Stops consuming (flush, commit, leave the group) and flushes once more, as serve does.
+  void Stop() {
+    if (source) {
+      EXPECT_TRUE(source->Stop().ok());
+    }
+    if (flusher) {
+      EXPECT_TRUE(flusher->Stop().ok());
+    }
+  }
+  ~DurableInstance() {
+    if (source) (void)source->Stop();
+    if (flusher) (void)flusher->Stop();
+  }
+};
+
+// What a store holds: events_applied and each user's event count, read back into a fresh engine.
+struct Stored {
+  uint64_t events_applied = 0;
+  std::unique_ptr<engine::Engine> engine;
+};
+Stored ReadStore(const config::Options& base, storage::StateStore& store) {
+  Stored out;
+  out.engine = std::make_unique<engine::Engine>(base);
+  EXPECT_TRUE(store.LoadInto(*out.engine).ok());
+  out.events_applied = out.engine->events_applied();
+  return out;
+}
+
+struct TempDir {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() / Unique("simstream_kafka");
+  TempDir() { std::filesystem::create_directories(dir); }
+  ~TempDir() { std::filesystem::remove_all(dir); }
+};
+
 TEST(KafkaIngest, TwoConsumersSplitPartitionsAndTakeOverRealBroker) {
   REQUIRE_REAL_BROKER();
+  TempDir tmp;
   const config::Options o = MakeOptions(brokers, Unique("group"));
   const auto first = MakeEvents(2000, 60, 11);
   const auto second = MakeEvents(2000, 60, 12);
+  const auto third = MakeEvents(2000, 60, 13);
   // Half of the first stream creates the topic (4 partitions: the broker's default); the other
   // half is published once the group has split the partitions, so both members must apply
   // some (the first member may well drain the first half alone before the second joins).
@@ -330,46 +399,68 @@ TEST(KafkaIngest, TwoConsumersSplitPartitionsAndTakeOverRealBroker) {
   const std::vector<engine::Event> first_late(first.begin() + 1000, first.end());
   PublishAll(o.kafka, first_early);
 
-  SharedOffsets shared;
-  engine::Engine ea(o), eb(o);
-  auto a = KafkaSource::Create(o.kafka, RulesOf(o), ea, shared.HooksFor(ea));
-  auto b = KafkaSource::Create(o.kafka, RulesOf(o), eb, shared.HooksFor(eb));
-  ASSERT_TRUE(a.ok() && b.ok());
-  ASSERT_TRUE((*a)->Start().ok());
-  ASSERT_TRUE((*b)->Start().ok());
-  ASSERT_TRUE(WaitFor(
-      [&] { return (*a)->Stats().assigned.size() == 2 && (*b)->Stats().assigned.size() == 2; },
-      90s))
-      << (*a)->Stats().assigned.size() << " " << (*b)->Stats().assigned.size();
+  // Each instance has a RocksDB store of its own: a partition moving between them starts at
+  // the later of the new owner's stored offset and the offset the old owner committed.
+  auto a = std::make_unique<DurableInstance>(o, tmp.dir / "a");
+  DurableInstance b(o, tmp.dir / "b");
+  ASSERT_TRUE(a->ok() && b.ok());
+  ASSERT_TRUE(a->source->Start().ok());
+  ASSERT_TRUE(b.source->Start().ok());
+  auto split = [&] {
+    return a->source->Stats().assigned.size() == 2 && b.source->Stats().assigned.size() == 2;
+  };
+  ASSERT_TRUE(WaitFor(split, 90s))
+      << a->source->Stats().assigned.size() << " " << b.source->Stats().assigned.size();
   PublishAll(o.kafka, first_late);
   ASSERT_TRUE(WaitFor(
       [&] {
-        return (*a)->Stats().assigned.size() == 2 && (*b)->Stats().assigned.size() == 2 &&
-               ea.events_applied() + eb.events_applied() >= first.size();
+        return split() && a->engine->events_applied() + b.engine->events_applied() >= first.size();
       },
       90s))
-      << (*a)->Stats().assigned.size() << " " << (*b)->Stats().assigned.size() << " "
-      << ea.events_applied() + eb.events_applied();
-  EXPECT_GT(ea.events_applied(), 0u);
-  EXPECT_GT(eb.events_applied(), 0u);
-  const uint64_t a_before = ea.events_applied();
+      << a->source->Stats().assigned.size() << " " << b.source->Stats().assigned.size() << " "
+      << a->engine->events_applied() + b.engine->events_applied();
+  EXPECT_GT(a->engine->events_applied(), 0u);
+  EXPECT_GT(b.engine->events_applied(), 0u);
+  const uint64_t a_before = a->engine->events_applied();
 
-  ASSERT_TRUE((*a)->Stop().ok());  // leaves the group after flushing its offsets
+  // A leaves (flushing and committing first); B takes over its partitions.
+  a->Stop();
   PublishAll(o.kafka, second);
   ASSERT_TRUE(WaitFor(
       [&] {
-        return (*b)->Stats().assigned.size() == 4 &&
-               ea.events_applied() + eb.events_applied() >= first.size() + second.size();
+        return b.source->Stats().assigned.size() == 4 &&
+               a->engine->events_applied() + b.engine->events_applied() >=
+                   first.size() + second.size();
       },
       90s))
-      << ea.events_applied() + eb.events_applied();
-  std::this_thread::sleep_for(500ms);
-  EXPECT_EQ(ea.events_applied(), a_before);
-  EXPECT_EQ(ea.events_applied() + eb.events_applied(), first.size() + second.size());
+      << a->engine->events_applied() + b.engine->events_applied();
+  EXPECT_EQ(a->engine->events_applied(), a_before);
+  a.reset();  // closes A's store
+
+  // A comes back on its old store, whose offsets for the partitions it gets back are now
+  // behind what B consumed of them: it must start where B stopped, not re-apply B's events.
+  a = std::make_unique<DurableInstance>(o, tmp.dir / "a");
+  ASSERT_TRUE(a->ok());
+  EXPECT_EQ(a->engine->events_applied(), a_before);
+  ASSERT_TRUE(a->source->Start().ok());
+  ASSERT_TRUE(WaitFor(split, 90s))
+      << a->source->Stats().assigned.size() << " " << b.source->Stats().assigned.size();
+  PublishAll(o.kafka, third);
+  const uint64_t total = first.size() + second.size() + third.size();
+  ASSERT_TRUE(WaitFor(
+      [&] { return a->engine->events_applied() + b.engine->events_applied() >= total; }, 90s))
+      << a->engine->events_applied() + b.engine->events_applied();
+  EXPECT_GT(a->engine->events_applied(), a_before);
+  a->Stop();
+  b.Stop();
+
+  // Exact across both stores: every event in exactly one of them.
+  Stored sa = ReadStore(o, *a->store), sb = ReadStore(o, *b.store);
+  EXPECT_EQ(sa.events_applied + sb.events_applied, total);
   std::vector<engine::Event> all = first;
   all.insert(all.end(), second.begin(), second.end());
-  ExpectUserCounts({&ea, &eb}, CountByUser(all));
-  ASSERT_TRUE((*b)->Stop().ok());
+  all.insert(all.end(), third.begin(), third.end());
+  ExpectUserCounts({sa.engine.get(), sb.engine.get()}, CountByUser(all));
 }
 
 // ---- embedded mock cluster ---------------------------------------------------------------
@@ -386,7 +477,7 @@ TEST(KafkaIngest, BackpressurePausesAndResumesMock) {
   KafkaSourceHooks hooks;
   hooks.backpressure = [&] { return behind.load(); };
   engine::Engine engine(o);
-  auto src = KafkaSource::Create(o.kafka, RulesOf(o), engine, hooks);
+  auto src = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), engine, hooks);
   ASSERT_TRUE(src.ok());
   ASSERT_TRUE((*src)->Start().ok());
   ASSERT_TRUE(WaitFor([&] { return (*src)->Stats().assigned.size() == 2; }, 30s));
@@ -414,7 +505,7 @@ TEST(KafkaIngest, BrokerDownAndUpRecoversByItselfMock) {
   engine::Engine engine(o);
   KafkaSourceOptions so;
   so.probe_interval_ms = 300;
-  auto src = KafkaSource::Create(o.kafka, RulesOf(o), engine, {}, so);
+  auto src = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), engine, {}, so);
   ASSERT_TRUE(src.ok());
   ASSERT_TRUE((*src)->Start().ok());
   ASSERT_TRUE(WaitFor([&] { return engine.events_applied() == first.size(); }, 30s))
@@ -457,7 +548,7 @@ TEST(KafkaIngest, StopFlushesAndRestartResumesFromStoredOffsetsMock) {
   SharedOffsets stored;
   engine::Engine e1(o);
   {
-    auto src = KafkaSource::Create(o.kafka, RulesOf(o), e1, stored.HooksFor(e1));
+    auto src = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), e1, stored.HooksFor(e1));
     ASSERT_TRUE(src.ok());
     ASSERT_TRUE((*src)->Start().ok());
     ASSERT_TRUE(WaitFor([&] { return e1.events_applied() == first.size(); }, 30s));
@@ -475,7 +566,7 @@ TEST(KafkaIngest, StopFlushesAndRestartResumesFromStoredOffsetsMock) {
   // A second "process": a fresh engine that only knows the stored offsets applies only the
   // second half.
   engine::Engine e2(o);
-  auto src = KafkaSource::Create(o.kafka, RulesOf(o), e2, stored.HooksFor(e2));
+  auto src = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), e2, stored.HooksFor(e2));
   ASSERT_TRUE(src.ok());
   ASSERT_TRUE((*src)->Start().ok());
   ASSERT_TRUE(WaitFor([&] { return e2.events_applied() >= second.size(); }, 30s));
@@ -483,6 +574,118 @@ TEST(KafkaIngest, StopFlushesAndRestartResumesFromStoredOffsetsMock) {
   EXPECT_EQ(e2.events_applied(), second.size());
   ExpectUserCounts({&e2}, CountByUser(second));
   EXPECT_TRUE((*src)->Stop().ok());
+}
+
+// Messages in a topic (the sum of its partitions' high watermarks).
+int64_t TopicSize(const std::string& brokers, const std::string& topic, int partitions) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", brokers.c_str(), err, sizeof err);
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  if (rk == nullptr) return -1;
+  int64_t total = 0;
+  for (int p = 0; p < partitions; ++p) {
+    int64_t lo = 0, hi = 0;
+    if (rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &lo, &hi, 10000) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+      total = -1;
+      break;
+    }
+    total += hi;
+  }
+  rd_kafka_destroy(rk);
+  return total;
+}
+
+// A dead-lettered message counts as consumed: after a restart it is neither read nor
+// dead-lettered again, while the stored offsets cover valid and rejected messages alike.
+TEST(KafkaIngest, DeadLetteredMessagesAreNotDeadLetteredAgainAfterRestartMock) {
+  auto cluster = MockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok());
+  TempDir tmp;
+  const config::Options o = MakeOptions((*cluster)->bootstrap_servers(), Unique("dlqonce"));
+  ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.topic, 2).ok());
+  ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.EffectiveDlqTopic(), 1).ok());
+  std::vector<std::pair<std::string, std::string>> msgs;
+  const int rounds = 20;
+  for (int i = 0; i < rounds; ++i) {
+    const std::string user = "u" + std::to_string(i % 5);
+    msgs.push_back({user, R"({"user":")" + user + R"(","item":"i)" + std::to_string(i) + R"("})"});
+    msgs.push_back({user, "{broken " + std::to_string(i)});
+  }
+  // Each user's (so each partition's) last message is a rejected one: only counting rejected
+  // messages as consumed moves the stored offsets to the end.
+  msgs.push_back({"u0", "not json at the end"});
+  msgs.push_back({"u1", "not json at the end"});
+  const size_t bad_first = rounds + 2;
+  ProduceRaw(o.kafka, msgs);
+  {
+    DurableInstance one(o, tmp.dir / "state");
+    ASSERT_TRUE(one.ok());
+    ASSERT_TRUE(one.source->Start().ok());
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          return one.engine->events_applied() == static_cast<uint64_t>(rounds) &&
+                 one.source->Stats().dead_lettered == bad_first;
+        },
+        30s))
+        << one.engine->events_applied() << " " << one.source->Stats().dead_lettered;
+    one.Stop();
+    auto offsets = one.store->Offsets();
+    ASSERT_TRUE(offsets.ok());
+    int64_t sum = 0;
+    for (const auto& [p, next] : offsets.value()) sum += next;
+    EXPECT_EQ(sum, static_cast<int64_t>(msgs.size()));  // rejected ones included
+  }
+  // A second process on the same state: more of both kinds.
+  ProduceRaw(o.kafka, {{"u2", R"({"user":"u2","item":"later"})"}, {"u3", "[1]"}});
+  DurableInstance two(o, tmp.dir / "state");
+  ASSERT_TRUE(two.ok());
+  ASSERT_EQ(two.engine->events_applied(), static_cast<uint64_t>(rounds));
+  ASSERT_TRUE(two.source->Start().ok());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return two.engine->events_applied() == static_cast<uint64_t>(rounds + 1) &&
+               two.source->Stats().dead_lettered >= 1;
+      },
+      30s))
+      << two.engine->events_applied() << " " << two.source->Stats().dead_lettered;
+  two.Stop();
+  const KafkaSourceStats st = two.source->Stats();
+  EXPECT_EQ(st.dead_lettered, 1u);
+  EXPECT_EQ(st.messages, 2u);  // nothing of the first process's share was read again
+  EXPECT_EQ(two.engine->Stats().events_rejected, 1u);
+  EXPECT_EQ(two.engine->Stats().rejected_by_reason.at("not_object"), 1u);
+  EXPECT_EQ(TopicSize(o.kafka.brokers, o.kafka.EffectiveDlqTopic(), 1),
+            static_cast<int64_t>(bad_first + 1));
+  EXPECT_EQ(two.engine->events_applied(), static_cast<uint64_t>(rounds + 1));
+}
+
+// An event without "ts" takes its message's timestamp, kept in the log: replaying the log
+// gives the same state, whenever it is consumed.
+TEST(KafkaIngest, EventWithoutTsTakesTheMessageTimestampMock) {
+  auto cluster = MockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok());
+  const config::Options o = MakeOptions((*cluster)->bootstrap_servers(), Unique("ts"));
+  ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.topic, 1).ok());
+  {
+    auto sink = KafkaEventSink::Create(o.kafka);
+    ASSERT_TRUE(sink.ok());
+    ASSERT_TRUE((*sink)->PublishAsync("a", R"({"user":"a","item":"i1"})", 1234567, {}).ok());
+    ASSERT_TRUE(
+        (*sink)->PublishAsync("b", R"({"user":"b","item":"i1","ts":42})", 1234567, {}).ok());
+    ASSERT_TRUE((*sink)->Flush(30000).ok());
+  }
+  for (int replay = 0; replay < 2; ++replay) {
+    engine::Engine engine(o);
+    auto src = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), engine);
+    ASSERT_TRUE(src.ok());
+    ASSERT_TRUE((*src)->Start().ok());
+    ASSERT_TRUE(WaitFor([&] { return engine.events_applied() == 2; }, 30s));
+    EXPECT_EQ(engine.GetUser("a", false)->last_ts, 1234567);
+    EXPECT_EQ(engine.GetUser("b", false)->last_ts, 42);
+    EXPECT_TRUE((*src)->Stop().ok());
+  }
 }
 
 }  // namespace

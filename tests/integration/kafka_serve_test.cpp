@@ -1,0 +1,489 @@
+// The daemon as a process: `simstream serve --config FILE` killed with SIGKILL mid-stream and
+// restarted (acceptance 3 of the Kafka issue: no event lost, none applied twice), against the
+// embedded mock cluster of this test process and against the real broker; and a real broker
+// (a second one, started here with scripts/kafka-local.sh so the suite's broker is left alone)
+// stopped and restarted mid-stream under a running daemon (acceptance 4). The state is checked
+// by opening the daemon's RocksDB store after it exited.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/options.hpp"
+#include "connectors/kafka_sink.hpp"
+#include "connectors/mock_cluster.hpp"
+#include "engine/engine.hpp"
+#include "engine/event.hpp"
+#include "storage/state_store.hpp"
+
+extern char** environ;
+
+namespace simstream::connectors {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+std::string RealBrokers() {
+  const char* b = std::getenv("SIMSTREAM_TEST_KAFKA_BROKERS");
+  return b == nullptr ? std::string() : std::string(b);
+}
+
+std::string Unique(const std::string& prefix) {
+  static std::atomic<int> counter{0};
+  return prefix + "-" + std::to_string(getpid()) + "-" +
+         std::to_string(Clock::now().time_since_epoch().count() % 1000000007) + "-" +
+         std::to_string(counter++);
+}
+
+bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return pred();
+}
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+struct TempDir {
+  fs::path dir = fs::temp_directory_path() / Unique("simstream_serve");
+  TempDir() { fs::create_directories(dir); }
+  ~TempDir() { fs::remove_all(dir); }
+};
+
+// The learner settings stored with the state: the config file and the test's reader agree.
+config::Options ModelOptions() {
+  config::Options o;
+  o.model.dim = 8;
+  o.model.minhash_size = 32;
+  return o;
+}
+
+void WriteConfig(const fs::path& path, const std::string& brokers, const std::string& topic,
+                 const fs::path& data) {
+  std::ofstream out(path);
+  // Small batches and frequent flushes: kills land between, and during, flushes. A short
+  // session timeout: the group notices a killed member sooner (6 s is the broker's minimum).
+  out << R"({
+  "kafka": {"brokers": ")"
+      << brokers << R"(", "topic": ")" << topic << R"(", "group": ")" << topic << R"(-group",
+            "batch_size": 50, "properties": {"session.timeout.ms": "6000"}},
+  "storage": {"path": ")"
+      << data.string() << R"(", "flush_interval_ms": 30, "flush_max_dirty": 300},
+  "server": {"listen": "127.0.0.1:0"},
+  "model": {"dim": 8, "minhash_size": 32}
+})";
+}
+
+// One life of `simstream serve`: stdout and stderr go to its own log.
+class Daemon {
+ public:
+  Daemon(const fs::path& config, const fs::path& log) : log_(log) {
+    std::vector<std::string> args = {SIMSTREAM_BINARY, "serve", "--config", config.string()};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    if (posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  ~Daemon() { Kill(); }
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  bool started() const { return pid_ > 0; }
+  std::string log() const { return ReadFile(log_); }
+
+  bool Alive() {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == 0) return true;
+    pid_ = -1;
+    return false;
+  }
+
+  // The HTTP port, once the daemon printed "serving http://127.0.0.1:PORT".
+  std::optional<int> Port() {
+    if (port_) return port_;
+    const std::string text = log();
+    const std::string marker = "serving http://127.0.0.1:";
+    const size_t at = text.find(marker);
+    if (at == std::string::npos) return std::nullopt;
+    port_ = std::atoi(text.c_str() + at + marker.size());
+    return port_;
+  }
+
+  void Kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+
+  // SIGTERM; the exit status (-1 unless it exited by itself within `timeout`).
+  int Terminate(std::chrono::milliseconds timeout) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, SIGTERM);
+    const auto deadline = Clock::now() + timeout;
+    int status = 0;
+    while (Clock::now() < deadline) {
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    Kill();
+    return -1;
+  }
+
+ private:
+  fs::path log_;
+  pid_t pid_ = -1;
+  std::optional<int> port_;
+};
+
+struct HttpResponse {
+  int status = 0;  // 0: no answer
+  std::string body;
+};
+
+// A bare HTTP/1.1 GET over loopback (Connection: close).
+HttpResponse HttpGet(int port, const std::string& target) {
+  HttpResponse r;
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return r;
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return r;
+  }
+  const std::string req =
+      "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+    ::close(fd);
+    return r;
+  }
+  std::string raw;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    raw.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  if (raw.rfind("HTTP/1.1 ", 0) != 0 || raw.size() < 12) return r;
+  r.status = std::atoi(raw.c_str() + 9);
+  const size_t body = raw.find("\r\n\r\n");
+  if (body != std::string::npos) r.body = raw.substr(body + 4);
+  return r;
+}
+
+// events_applied of the running daemon (GET /v1/stats), if it answers.
+std::optional<uint64_t> Applied(Daemon& d) {
+  const auto port = d.Port();
+  if (!port) return std::nullopt;
+  const HttpResponse r = HttpGet(*port, "/v1/stats");
+  const std::string key = "\"events_applied\":";
+  const size_t at = r.body.find(key);
+  if (r.status != 200 || at == std::string::npos) return std::nullopt;
+  return std::strtoull(r.body.c_str() + at + key.size(), nullptr, 10);
+}
+
+int Readyz(Daemon& d) {
+  const auto port = d.Port();
+  return port ? HttpGet(*port, "/readyz").status : 0;
+}
+
+std::vector<engine::Event> MakeEvents(size_t n, int users, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<engine::Event> out;
+  for (size_t i = 0; i < n; ++i) {
+    engine::Event e;
+    e.user = "u" + std::to_string(rng() % users);
+    e.item = "i" + std::to_string(rng() % 300);
+    e.type = "click";
+    e.weight = 1.0;
+    e.ts_ms = 1700000000000 + static_cast<int64_t>(i);
+    out.push_back(e);
+  }
+  return out;
+}
+
+void Publish(const std::string& brokers, const std::string& topic,
+             const std::vector<engine::Event>& events) {
+  config::KafkaOptions k;
+  k.brokers = brokers;
+  k.topic = topic;
+  auto sink = KafkaEventSink::Create(k, /*delivery_timeout_ms=*/120000);
+  ASSERT_TRUE(sink.ok()) << sink.error().message;
+  auto offsets = (*sink)->Publish(events);
+  ASSERT_TRUE(offsets.ok()) << offsets.error().message;
+  ASSERT_EQ(offsets->size(), events.size());
+}
+
+// Opens the daemon's store (after it exited) and checks it holds exactly `events`: the stored
+// events_applied, every user's event count, and the stored offsets (a fresh topic starts at 0).
+void ExpectStoredExactly(const fs::path& data, const std::string& topic,
+                         const std::vector<engine::Event>& events) {
+  config::Options o = ModelOptions();
+  o.storage.path = data.string();
+  auto store = storage::OpenRocksDbStore(o.storage, o.model, topic);
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  engine::Engine e(o);
+  ASSERT_TRUE((*store)->LoadInto(e).ok());
+  EXPECT_EQ(e.events_applied(), events.size());
+  std::map<std::string, uint64_t> expected;
+  for (const auto& ev : events) ++expected[ev.user];
+  size_t wrong = 0;
+  for (const auto& [user, n] : expected) {
+    auto info = e.GetUser(user, false);
+    const uint64_t got = info.ok() ? info->events : 0;
+    if (got != n && ++wrong <= 10) ADD_FAILURE() << user << ": stored " << got << ", sent " << n;
+  }
+  EXPECT_EQ(wrong, 0u);
+  auto offsets = (*store)->Offsets();
+  ASSERT_TRUE(offsets.ok());
+  int64_t sum = 0;
+  for (const auto& [p, next] : offsets.value()) sum += next;
+  EXPECT_EQ(sum, static_cast<int64_t>(events.size()));
+}
+
+// Runs the daemon over `events` (published in chunks while it runs), killing it with SIGKILL
+// `kills` times: once during start-up, the others each after it applied a further share of the
+// stream (plus a random few milliseconds, so kills land in different phases: mid-batch,
+// mid-flush, between flushes). After the last restart it must finish the stream by itself.
+void KillAndRestartMidStream(const std::string& brokers, const std::string& topic, int kills) {
+  TempDir tmp;
+  const fs::path data = tmp.dir / "data";
+  const fs::path config = tmp.dir / "serve.json";
+  WriteConfig(config, brokers, topic, data);
+  const auto events = MakeEvents(12000, 300, 17);
+  const size_t chunks = 8;
+  std::atomic<bool> published{false};
+  std::thread producer([&] {
+    for (size_t c = 0; c < chunks; ++c) {
+      const size_t from = events.size() * c / chunks, to = events.size() * (c + 1) / chunks;
+      Publish(brokers, topic,
+              std::vector<engine::Event>(events.begin() + static_cast<ptrdiff_t>(from),
+                                         events.begin() + static_cast<ptrdiff_t>(to)));
+      std::this_thread::sleep_for(400ms);
+    }
+    published = true;
+  });
+  struct JoinGuard {
+    std::thread& t;
+    ~JoinGuard() {
+      if (t.joinable()) t.join();
+    }
+  } join_producer{producer};
+
+  std::mt19937 rng(99);
+  int done_kills = 0;
+  for (int life = 0; life <= kills; ++life) {
+    const fs::path log = tmp.dir / ("life" + std::to_string(life) + ".log");
+    Daemon d(config, log);
+    ASSERT_TRUE(d.started());
+    if (life > 0) {
+      ASSERT_TRUE(WaitFor([&] { return d.Port().has_value() || !d.Alive(); }, 60s)) << d.log();
+      const std::string text = d.log();
+      const size_t at = text.find("events applied so far");
+      const size_t open = text.rfind('(', at);
+      if (at != std::string::npos && open != std::string::npos) {
+        std::printf("life %d starts from %s stored events\n", life,
+                    text.substr(open + 1, at - open - 2).c_str());
+      }
+    }
+    if (life == kills) {
+      // The last life: it must get everything applied by itself, then stop cleanly.
+      ASSERT_TRUE(WaitFor([&] { return published.load(); }, 180s));
+      ASSERT_TRUE(WaitFor(
+          [&] {
+            auto n = Applied(d);
+            return n && *n >= events.size();
+          },
+          180s))
+          << "applied " << Applied(d).value_or(0) << " of " << events.size() << "\n"
+          << d.log();
+      EXPECT_EQ(d.Terminate(10s), 0) << d.log();
+      break;
+    }
+    if (life == 0) {
+      // During start-up: opening the store, joining the group, the first batches.
+      std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 400));
+    } else {
+      const uint64_t target = events.size() * static_cast<uint64_t>(life) / (kills + 1);
+      ASSERT_TRUE(WaitFor(
+          [&] {
+            auto n = Applied(d);
+            return (n && *n >= target) || !d.Alive();
+          },
+          180s))
+          << "life " << life << ": applied " << Applied(d).value_or(0) << ", waiting for " << target
+          << "\n"
+          << d.log();
+      ASSERT_TRUE(d.Alive()) << d.log();
+      std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 60));
+    }
+    ASSERT_TRUE(d.Alive()) << "life " << life << " ended by itself:\n" << d.log();
+    const uint64_t applied_at_kill = Applied(d).value_or(0);
+    d.Kill();
+    ++done_kills;
+    // What the next life finds stored (≤ what was applied: the rest is consumed again).
+    std::printf("kill %d: %llu applied in memory shortly before SIGKILL\n", done_kills,
+                static_cast<unsigned long long>(applied_at_kill));
+  }
+  EXPECT_EQ(done_kills, kills);
+  producer.join();
+  ExpectStoredExactly(data, topic, events);
+}
+
+TEST(KafkaServe, KilledWithSigkillMidStreamAndRestartedLosesAndRepeatsNothingMock) {
+  auto cluster = MockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.error().message;
+  const std::string topic = Unique("kill");
+  ASSERT_TRUE((*cluster)->CreateTopic(topic, 4).ok());
+  ASSERT_TRUE((*cluster)->CreateTopic(topic + ".dlq", 1).ok());
+  KillAndRestartMidStream((*cluster)->bootstrap_servers(), topic, 5);
+}
+
+TEST(KafkaServe, KilledWithSigkillMidStreamAndRestartedLosesAndRepeatsNothingRealBroker) {
+  const std::string brokers = RealBrokers();
+  if (brokers.empty()) GTEST_SKIP() << "SIMSTREAM_TEST_KAFKA_BROKERS is not set";
+  const std::string topic = Unique("kill");
+  KillAndRestartMidStream(brokers, topic, 4);
+}
+
+// A broker of this test's own (scripts/kafka-local.sh with a private state directory): it is
+// stopped and started again, which the suite's shared broker must not be.
+class OwnBroker {
+ public:
+  explicit OwnBroker(const fs::path& state) : state_(state) {}
+  ~OwnBroker() {
+    if (started_) (void)Run("stop");
+  }
+  OwnBroker(const OwnBroker&) = delete;
+  OwnBroker& operator=(const OwnBroker&) = delete;
+
+  // Runs the script; true if it succeeded. `last`: the last line it printed (start: the address).
+  bool Run(const std::string& command, std::string* last = nullptr) {
+    const std::string cmd = "KAFKA_LOCAL_STATE='" + state_.string() +
+                            "' KAFKA_LOCAL_HEAP=256m bash '" SIMSTREAM_SOURCE_DIR
+                            "/scripts/kafka-local.sh' " +
+                            command + " 2>>'" + (state_.string() + ".log") + "'";
+    if (command == "start") started_ = true;
+    FILE* p = ::popen(cmd.c_str(), "r");
+    if (p == nullptr) return false;
+    std::string out;
+    char buf[512];
+    while (std::fgets(buf, sizeof buf, p) != nullptr) out += buf;
+    const int rc = ::pclose(p);
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    const size_t nl = out.rfind('\n');
+    if (last != nullptr) *last = nl == std::string::npos ? out : out.substr(nl + 1);
+    return rc == 0;
+  }
+  std::string script_log() const { return ReadFile(state_.string() + ".log"); }
+
+ private:
+  fs::path state_;
+  bool started_ = false;
+};
+
+TEST(KafkaServe, BrokerStoppedAndRestartedMidStreamDaemonRecoversByItselfRealBroker) {
+  if (RealBrokers().empty()) {
+    GTEST_SKIP() << "SIMSTREAM_TEST_KAFKA_BROKERS is not set (no real broker in this run)";
+  }
+  TempDir tmp;
+  OwnBroker broker(tmp.dir / "kafka");
+  std::string brokers;
+  ASSERT_TRUE(broker.Run("start", &brokers)) << broker.script_log();
+  ASSERT_FALSE(brokers.empty()) << broker.script_log();
+  const std::string topic = Unique("outage");
+  const fs::path data = tmp.dir / "data";
+  const fs::path config = tmp.dir / "serve.json";
+  WriteConfig(config, brokers, topic, data);
+  const auto first = MakeEvents(3000, 200, 31);
+  const auto second = MakeEvents(3000, 200, 32);
+  Publish(brokers, topic, first);
+
+  Daemon d(config, tmp.dir / "serve.log");
+  ASSERT_TRUE(d.started());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto n = Applied(d);
+        return n && *n >= first.size();
+      },
+      120s))
+      << d.log();
+  ASSERT_TRUE(WaitFor([&] { return Readyz(d) == 200; }, 30s)) << d.log();
+
+  // Down: the daemon stays up, says it is not ready, and keeps retrying.
+  ASSERT_TRUE(broker.Run("stop --keep")) << broker.script_log();
+  EXPECT_TRUE(WaitFor([&] { return Readyz(d) == 503; }, 30s)) << d.log();
+  ASSERT_TRUE(d.Alive()) << d.log();
+  // Produced while the broker is down: the producer keeps it until the broker is back.
+  std::thread producer([&] { Publish(brokers, topic, second); });
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(Applied(d).value_or(0), first.size());
+  EXPECT_EQ(Readyz(d), 503);
+
+  // Up again on the same address with the same data: the daemon resumes by itself.
+  std::string again;
+  const bool restarted = broker.Run("start", &again);
+  producer.join();
+  ASSERT_TRUE(restarted) << broker.script_log();
+  ASSERT_EQ(again, brokers) << broker.script_log();
+  std::vector<engine::Event> all = first;
+  all.insert(all.end(), second.begin(), second.end());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto n = Applied(d);
+        return n && *n >= all.size();
+      },
+      120s))
+      << "applied " << Applied(d).value_or(0) << "\n"
+      << d.log();
+  EXPECT_TRUE(WaitFor([&] { return Readyz(d) == 200; }, 30s)) << d.log();
+  ASSERT_TRUE(d.Alive());
+  EXPECT_EQ(d.Terminate(10s), 0) << d.log();
+  ExpectStoredExactly(data, topic, all);
+}
+
+}  // namespace
+}  // namespace simstream::connectors

@@ -67,6 +67,19 @@ std::string Dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+// A similar-users / similar-items index in /v1/stats (engine/live_ann.hpp AnnStats).
+json AnnStatsJson(const engine::AnnStats& a) {
+  return json{{"mode", a.mode},
+              {"indexed", a.indexed},
+              {"deleted", a.deleted},
+              {"recall_at_10", a.recall_at_10},
+              {"recall_samples", a.recall_samples},
+              {"reinserts", a.reinserts},
+              {"builds", a.builds},
+              {"building", a.building},
+              {"deferred", a.deferred}};
+}
+
 Reply JsonReply(int status, const json& j) {
   Reply r;
   r.status = status;
@@ -498,20 +511,21 @@ Reply RouteTable::Run(const Prepared& p) const {
                                     {"lag", v.second ? json(*v.second) : json(nullptr)}});
         }
         return JsonReply(
-            200, json{{"events_applied", s.events_applied},
-                      {"events_rejected", s.events_rejected},
-                      {"rejected_by_reason", s.rejected_by_reason},
-                      {"users", s.users},
-                      {"items", s.items},
-                      {"dim", s.dim},
-                      {"model_bytes", s.model_bytes},
-                      {"partitions", std::move(partitions)},
-                      {"prequential",
-                       {{"k", s.k}, {"hr", s.rolling_hr}, {"samples", s.prequential_samples}}},
-                      {"mix",
-                       {{"embedding", s.mix[0]},
-                        {"neighbourhood", s.mix[1]},
-                        {"popularity", s.mix[2]}}}});
+            200,
+            json{{"events_applied", s.events_applied},
+                 {"events_rejected", s.events_rejected},
+                 {"rejected_by_reason", s.rejected_by_reason},
+                 {"users", s.users},
+                 {"items", s.items},
+                 {"dim", s.dim},
+                 {"model_bytes", s.model_bytes},
+                 {"partitions", std::move(partitions)},
+                 {"prequential",
+                  {{"k", s.k}, {"hr", s.rolling_hr}, {"samples", s.prequential_samples}}},
+                 {"mix",
+                  {{"embedding", s.mix[0]}, {"neighbourhood", s.mix[1]}, {"popularity", s.mix[2]}}},
+                 {"index",
+                  {{"users", AnnStatsJson(s.user_index)}, {"items", AnnStatsJson(s.item_index)}}}});
       }
       case kHealth:
         return JsonReply(200, json{{"status", "ok"}});

@@ -27,7 +27,9 @@
 
 namespace simstream::connectors {
 
-// Limits and timeouts beyond config::ServerOptions (listen, threads, body_limit, tokens).
+// Limits and timeouts of the server. `simstream serve` fills them from config::ServerOptions
+// (server.header_limit, url_limit, read/idle/write_timeout_ms, max_connections,
+// pipeline_limit, wait_timeout_ms); the defaults here are the same.
 struct HttpServerOptions {
   // Largest request line plus headers, in bytes; beyond it: 431. Default: 8192.
   uint32_t header_limit = 8192;

@@ -77,6 +77,32 @@ struct MetricsRegistry::Impl {
           .Help("HTTP connections currently open")
           .Register(registry);
   prometheus::Gauge& connections = connections_family.Add({});
+  // Similar-users / similar-items indexes (engine/live_ann.hpp), by table.
+  prometheus::Family<prometheus::Gauge>& ann_recall =
+      prometheus::BuildGauge()
+          .Name("simstream_index_recall_at_10")
+          .Help("Rolling recall@10 of the similarity index against exact search (sampled)")
+          .Register(registry);
+  prometheus::Family<prometheus::Gauge>& ann_indexed =
+      prometheus::BuildGauge()
+          .Name("simstream_index_entries")
+          .Help("Rows in the similarity index (0: queries use the exact scan)")
+          .Register(registry);
+  prometheus::Family<prometheus::Gauge>& ann_deleted =
+      prometheus::BuildGauge()
+          .Name("simstream_index_deleted_entries")
+          .Help("Removed rows still occupying the similarity index (tombstones)")
+          .Register(registry);
+  prometheus::Family<prometheus::Gauge>& ann_builds =
+      prometheus::BuildGauge()
+          .Name("simstream_index_builds")
+          .Help("Similarity index builds and rebuilds completed since start")
+          .Register(registry);
+  prometheus::Family<prometheus::Gauge>& ann_hnsw =
+      prometheus::BuildGauge()
+          .Name("simstream_index_hnsw")
+          .Help("1 when cosine similarity queries are answered by the HNSW index, 0 when exact")
+          .Register(registry);
 
   // Engine counters are cumulative; remember what was already added to ours.
   std::mutex mu;
@@ -139,6 +165,16 @@ void MetricsRegistry::UpdateFromEngine(const engine::EngineStats& stats) {
   impl_->model_bytes.Set(static_cast<double>(stats.model_bytes));
   impl_->dim.Set(stats.dim);
   impl_->hr_family.Add({{"k", std::to_string(stats.k)}}).Set(stats.rolling_hr);
+  for (const auto& [table, a] :
+       {std::pair<const char*, const engine::AnnStats&>{"users", stats.user_index},
+        {"items", stats.item_index}}) {
+    const prometheus::Labels labels{{"table", table}};
+    impl_->ann_recall.Add(labels).Set(a.recall_at_10);
+    impl_->ann_indexed.Add(labels).Set(static_cast<double>(a.indexed));
+    impl_->ann_deleted.Add(labels).Set(static_cast<double>(a.deleted));
+    impl_->ann_builds.Add(labels).Set(static_cast<double>(a.builds));
+    impl_->ann_hnsw.Add(labels).Set(a.mode == "hnsw" ? 1.0 : 0.0);
+  }
 }
 
 void MetricsRegistry::SetConsumerLag(const std::map<int32_t, int64_t>& lag) {

@@ -534,6 +534,16 @@ TEST_F(HttpTest, StatsReportsEngineAndPartitions) {
   EXPECT_TRUE(j["mix"]["embedding"].is_number());
   EXPECT_TRUE(j["mix"]["neighbourhood"].is_number());
   EXPECT_TRUE(j["mix"]["popularity"].is_number());
+  // The similarity indexes (docs/openapi.yaml IndexStats); 20 users < index.hnsw_min_size.
+  for (const char* table : {"users", "items"}) {
+    const json& ix = j["index"][table];
+    EXPECT_EQ(ix["mode"], "exact") << table;
+    for (const char* f :
+         {"indexed", "deleted", "recall_samples", "reinserts", "deferred", "builds"})
+      EXPECT_TRUE(ix[f].is_number_integer()) << table << "." << f;
+    EXPECT_TRUE(ix["recall_at_10"].is_number()) << table;
+    EXPECT_TRUE(ix["building"].is_boolean()) << table;
+  }
 }
 
 TEST_F(HttpTest, MetricsInPrometheusTextFormat) {
@@ -555,7 +565,12 @@ TEST_F(HttpTest, MetricsInPrometheusTextFormat) {
            "simstream_consumer_lag{partition=\"0\"} 3", "simstream_flush_duration_seconds_count 1",
            "simstream_prequential_hit_rate{k=\"10\"}", "simstream_model_entities{kind=\"user\"} 20",
            "simstream_model_entities{kind=\"item\"} 30", "simstream_model_bytes ",
-           "simstream_embedding_dimension 16", "simstream_http_open_connections "}) {
+           "simstream_embedding_dimension 16", "simstream_http_open_connections ",
+           "simstream_index_recall_at_10{table=\"users\"} ",
+           "simstream_index_entries{table=\"items\"} 0",
+           "simstream_index_deleted_entries{table=\"users\"} 0",
+           "simstream_index_builds{table=\"users\"} 0",
+           "simstream_index_hnsw{table=\"items\"} 0"}) {
     EXPECT_NE(m.find(want), std::string::npos) << "missing: " << want << "\n" << m;
   }
   // Counters stay monotonic across scrapes and follow the engine.

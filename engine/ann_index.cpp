@@ -9,6 +9,7 @@
 #include <limits>
 #include <unordered_map>
 
+#include "engine/ann_distance.hpp"
 #include "engine/similarity.hpp"
 
 namespace simstream::engine {
@@ -24,6 +25,27 @@ float CosineDistance(const float* vec, const float* row, float row_norm, int dim
   if (n == 0.0f || row_norm == 0.0f) return (n == 0.0f && row_norm == 0.0f) ? 0.0f : 1.0f;
   return std::clamp(1.0f - Dot(vec, row, dim) / (n * row_norm), 0.0f, 2.0f);
 }
+
+// Inner-product distance 1 - <a, b> over unit vectors (so cosine distance), with the kernel
+// chosen for this CPU at run time (engine/ann_distance.hpp) instead of hnswlib's, which is
+// fixed at compile time by -march (SSE only in the portable x86-64-v2 build).
+class UnitIpSpace final : public hnswlib::SpaceInterface<float> {
+ public:
+  explicit UnitIpSpace(size_t dim) : dim_(dim), dot_(BestDotKernel()) {}
+  size_t get_data_size() override { return dim_ * sizeof(float); }
+  hnswlib::DISTFUNC<float> get_dist_func() override { return &Distance; }
+  void* get_dist_func_param() override { return this; }
+
+ private:
+  static float Distance(const void* a, const void* b, const void* self) {
+    const auto* space = static_cast<const UnitIpSpace*>(self);
+    return 1.0f -
+           space->dot_(static_cast<const float*>(a), static_cast<const float*>(b), space->dim_);
+  }
+
+  size_t dim_;
+  DotKernelFn dot_;
+};
 
 class ExactIndex final : public AnnIndex {
  public:
@@ -177,7 +199,7 @@ class HnswIndex final : public AnnIndex {
     for (int j = 0; j < dim(); ++j) out[j] = in[j] * inv;
   }
 
-  hnswlib::InnerProductSpace space_;
+  UnitIpSpace space_;
   hnswlib::HierarchicalNSW<float> hnsw_;
   std::vector<float> normalised_;  // writer scratch
   size_t size_ = 0;

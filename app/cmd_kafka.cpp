@@ -34,16 +34,7 @@ constexpr int64_t kReadyMaxLag = 10000;
 Result<std::vector<engine::Event>> LoadForProduce(const std::string& path,
                                                   const std::string& format,
                                                   const engine::EventRules& rules) {
-  connectors::FileFormat fmt = connectors::GuessFormat(path);
-  if (!format.empty()) {
-    auto parsed = connectors::ParseFileFormat(format);
-    if (!parsed.ok()) return parsed.error();
-    fmt = parsed.value();
-  }
-  ProgressBar bar("reading");
-  auto loaded = connectors::LoadEvents(path, fmt, rules, /*sort_by_time=*/true,
-                                       [&](size_t done, size_t total) { bar.Update(done, total); });
-  bar.Finish();
+  auto loaded = ReadEventFile(path, format, rules);
   if (!loaded.ok()) return loaded.error();
   if (loaded->bad_count > 0) {
     std::fprintf(stderr, "simstream: %zu malformed line(s) of %s not produced\n", loaded->bad_count,

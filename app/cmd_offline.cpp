@@ -22,16 +22,7 @@ namespace {
 // Loads an event file, reporting malformed lines with their line numbers on stderr.
 Result<connectors::LoadedEvents> LoadInput(const std::string& path, const std::string& format,
                                            const engine::EventRules& rules) {
-  connectors::FileFormat fmt = connectors::GuessFormat(path);
-  if (!format.empty()) {
-    auto parsed = connectors::ParseFileFormat(format);
-    if (!parsed.ok()) return parsed.error();
-    fmt = parsed.value();
-  }
-  ProgressBar bar("reading");
-  auto loaded = connectors::LoadEvents(path, fmt, rules, /*sort_by_time=*/true,
-                                       [&](size_t done, size_t total) { bar.Update(done, total); });
-  bar.Finish();
+  auto loaded = ReadEventFile(path, format, rules);
   if (!loaded.ok()) return loaded;
   const auto& l = loaded.value();
   if (l.bad_count > 0) {

@@ -39,12 +39,8 @@ int RunApply(const ConfigArgs& cfg, const std::string& data_dir, const std::stri
              const std::string& format) {
   auto opts = LoadOptions(cfg, data_dir);
   if (!opts.ok()) return Fail(opts.error());
-  connectors::FileFormat fmt = connectors::GuessFormat(input);
-  if (!format.empty()) {
-    auto parsed = connectors::ParseFileFormat(format);
-    if (!parsed.ok()) return Fail(parsed.error());
-    fmt = parsed.value();
-  }
+  auto fmt = ResolveFileFormat(input, format);
+  if (!fmt.ok()) return Fail(fmt.error());
   // The file is one partition (0) of a stream named after it; the offset of an event is its
   // position among the file's valid events, in file order (as a Kafka log keeps it).
   const std::string topic = "file:" + std::filesystem::path(input).filename().string();
@@ -54,7 +50,7 @@ int RunApply(const ConfigArgs& cfg, const std::string& data_dir, const std::stri
   const double load_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   engine::Engine& eng = *state->engine;
-  auto loaded = connectors::LoadEvents(input, fmt, engine::EventRulesFrom(opts.value()),
+  auto loaded = connectors::LoadEvents(input, fmt.value(), engine::EventRulesFrom(opts.value()),
                                        /*sort_by_time=*/false);
   if (!loaded.ok()) return Fail(loaded.error());
   const auto& events = loaded->events;

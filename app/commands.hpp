@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/loader.hpp"
+#include "connectors/file_source.hpp"
 #include "engine/event.hpp"
 
 extern char** environ;
@@ -31,6 +32,17 @@ struct ConfigArgs {
   }
   Result<config::Options> Load() const { return config::Load(config_path, environ, sets); }
 };
+
+// The format of an event file: `format` when given (a connectors::ParseFileFormat name), else
+// guessed from the file name.
+Result<connectors::FileFormat> ResolveFileFormat(const std::string& path,
+                                                 const std::string& format);
+
+// Reads an event file (format as ResolveFileFormat) sorted by time, with a "reading" progress
+// bar on a terminal. Malformed lines are skipped and counted in the result, for the command to
+// report in its own words.
+Result<connectors::LoadedEvents> ReadEventFile(const std::string& path, const std::string& format,
+                                               const engine::EventRules& rules);
 
 struct Command {
   CLI::App* sub = nullptr;

@@ -52,27 +52,38 @@ struct World {
   std::vector<uint32_t> query_users;  // known users (at least one event), random order
 };
 
+// The synthetic stream every model here learns: 100k users x 20k items, 1M events, 50
+// communities, fixed seed. f(event, offset) for each event in order, its weight resolved from
+// its type by `opts` (as the consumer does) and its offset counted from 0 on partition 0.
+template <typename F>
+void ForEachStreamEvent(const ModelOptions& opts, F&& f) {
+  GeneratorOptions g;
+  g.users = 100000;
+  g.items = 20000;
+  g.events = 1000000;
+  g.communities = 50;
+  g.seed = 20240601;
+  int64_t offset = 0;
+  (void)simstream::engine::Generate(g, [&](const Event& e) {
+    Event x = e;
+    const auto it = opts.event_weights.find(e.type);
+    x.weight = it != opts.event_weights.end() ? it->second : opts.default_event_weight;
+    f(x, offset++);
+  });
+}
+
 // The model after one pass of the stream, built on first use.
 World& GetWorld() {
   static World world = [] {
     ModelOptions opts;  // defaults: hybrid scorer, bpr loss
     opts.dim = kDim;
     World w(opts);
-    GeneratorOptions g;
-    g.users = 100000;
-    g.items = 20000;
-    g.events = 1000000;
-    g.communities = 50;
-    g.seed = 20240601;
     IdInterner users, items;
-    int64_t offset = 0;
     const auto seed = static_cast<uint64_t>(opts.seed);
-    (void)simstream::engine::Generate(g, [&](const Event& e) {
-      const auto it = opts.event_weights.find(e.type);
-      const double weight = it != opts.event_weights.end() ? it->second : opts.default_event_weight;
+    ForEachStreamEvent(opts, [&](const Event& e, int64_t offset) {
       w.model.Observe(Interaction{users.Intern(e.user), items.Intern(e.item),
-                                  static_cast<float>(weight), e.ts_ms,
-                                  EventRngKey(seed, /*partition=*/0, offset++)});
+                                  static_cast<float>(e.weight), e.ts_ms,
+                                  EventRngKey(seed, /*partition=*/0, offset)});
     });
     Rng rng(7);
     const auto n = static_cast<uint32_t>(w.model.users());
@@ -132,20 +143,9 @@ simstream::engine::Engine& GetEngine(bool two_stage) {
     opts.index.kind = two_stage ? "hnsw" : "exact";
     opts.index.maintenance_interval_ms = 0;
     e = std::make_unique<simstream::engine::Engine>(opts);
-    GeneratorOptions g;
-    g.users = 100000;
-    g.items = 20000;
-    g.events = 1000000;
-    g.communities = 50;
-    g.seed = 20240601;
     std::vector<simstream::engine::SourcedEvent> batch;
-    int64_t offset = 0;
-    (void)simstream::engine::Generate(g, [&](const Event& ev) {
-      Event x = ev;
-      const auto it = opts.model.event_weights.find(ev.type);
-      x.weight =
-          it != opts.model.event_weights.end() ? it->second : opts.model.default_event_weight;
-      batch.push_back({x, 0, offset++});
+    ForEachStreamEvent(opts.model, [&](const Event& ev, int64_t offset) {
+      batch.push_back({ev, /*partition=*/0, offset});
       if (batch.size() == 4096) e->Apply(batch), batch.clear();
     });
     e->Apply(batch);

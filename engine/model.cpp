@@ -130,6 +130,31 @@ float OnlineModel::NeighbourScore(const UserMeta& m, uint32_t item) const {
   return s;
 }
 
+template <typename F>
+void OnlineModel::ForEachNeighbourEvidence(const UserMeta& m, size_t rows, float scale,
+                                           size_t limit, F&& f) const {
+  const size_t r_n =
+      std::min({m.recent_items.size(), static_cast<size_t>(opts_.neighbourhood_items), rows});
+  float decay = 1.0f;
+  for (size_t r = 0; r < r_n; ++r) {
+    const uint32_t i = m.recent_items[r];
+    const float base = scale * decay * m.recent_weights[r] * graph_.Norm(i);
+    decay *= history_decay_;
+    if (base == 0.0f) continue;
+    graph_.Row(i).ForEach([&](uint32_t j, float w) {
+      if (j < limit) f(j, base * w * graph_.Norm(j));
+    });
+  }
+}
+
+double OnlineModel::PopularityScale() const {
+  return std::exp(-static_cast<double>(clock_ - pop_anchor_) / pop_tau_);
+}
+
+float OnlineModel::PopularityFeature(uint32_t item, double scale) const {
+  return static_cast<float>(std::log1p(item_pop_[item] * scale));
+}
+
 void OnlineModel::PopularityScores(std::span<float> out) const {
   std::fill(out.begin(), out.end(), 0.0f);
   AddPopularity(1.0f, out);
@@ -139,7 +164,7 @@ void OnlineModel::AddPopularity(float alpha, std::span<float> out) const {
   // A scalar log1p per item cost ~30 % of a query at 20k items. This is Goldberg's log1p
   // (log(u) * x / (u - 1) with u = 1 + x rounded, exact to a few ulps) on Eigen's vectorised
   // float log.
-  const double scale = std::exp(-static_cast<double>(clock_ - pop_anchor_) / pop_tau_);
+  const double scale = PopularityScale();
   const auto n = static_cast<Eigen::Index>(std::min(out.size(), item_pop_.size()));
   if (n == 0) return;
   Eigen::Map<const Eigen::ArrayXd> pop(item_pop_.data(), n);
@@ -170,8 +195,7 @@ void OnlineModel::DecayPopularity() {
 
 OnlineModel::Features OnlineModel::FeaturesOf(const UserMeta& m, const float* q,
                                               uint32_t item) const {
-  return {EmbeddingScore(q, item), NeighbourScore(m, item),
-          static_cast<float>(std::log1p(item_pop_[item] * pop_scale_))};
+  return {EmbeddingScore(q, item), NeighbourScore(m, item), PopularityFeature(item, pop_scale_)};
 }
 
 void OnlineModel::UpdateMix(const Features& xp, std::span<const Features> xns, float weight) {
@@ -240,7 +264,7 @@ void OnlineModel::Observe(const Interaction& x) {
   MarkUser(x.user);
   MarkItem(x.item);
   ++clock_;
-  pop_scale_ = std::exp(-static_cast<double>(clock_ - pop_anchor_) / pop_tau_);
+  pop_scale_ = PopularityScale();
   UserMeta& m = user_meta_[x.user];
   const bool first_time = !ContainsSorted(m.seen, x.item);
   Rng rng(x.rng_key);
@@ -391,18 +415,8 @@ void OnlineModel::Score(uint32_t user, std::span<float> out) const {
   if (!hybrid_) return;
 
   // Neighbourhood evidence: walk the rows of the user's recent items.
-  const size_t r_n =
-      std::min(m.recent_items.size(), static_cast<size_t>(opts_.neighbourhood_items));
-  float decay = 1.0f;
-  for (size_t r = 0; r < r_n; ++r) {
-    const uint32_t i = m.recent_items[r];
-    const float base = mix_[1] * decay * m.recent_weights[r] * graph_.Norm(i);
-    decay *= history_decay_;
-    if (base == 0.0f) continue;
-    graph_.Row(i).ForEach([&](uint32_t j, float w) {
-      if (j < n) out[j] += base * w * graph_.Norm(j);
-    });
-  }
+  ForEachNeighbourEvidence(m, /*rows=*/m.recent_items.size(), /*scale=*/mix_[1], /*limit=*/n,
+                           [&](uint32_t j, float e) { out[j] += e; });
   AddPopularity(mix_[2], out.first(n));
 }
 
@@ -429,14 +443,14 @@ void OnlineModel::ScoreCandidates(uint32_t user, std::span<const uint32_t> items
   const float* q = UserVector(user);
   const float a_e = hybrid_ ? mix_[0] : 1.0f;
   const bool distance = IsDistanceLoss(loss_.kind);
-  const double scale = std::exp(-static_cast<double>(clock_ - pop_anchor_) / pop_tau_);
+  const double scale = PopularityScale();
   for (size_t n = 0; n < items.size(); ++n) {
     const uint32_t j = items[n];
     const float* v = ItemVector(j);
     float s = distance ? -a_e * SquaredL2(q, v, dim_) : a_e * (Dot(q, v, dim_) + item_bias_[j]);
     if (hybrid_) {
       s += mix_[1] * NeighbourScore(m, j);
-      s += mix_[2] * static_cast<float>(std::log1p(item_pop_[j] * scale));
+      s += mix_[2] * PopularityFeature(j, scale);
     }
     out[n] = s;
   }
@@ -451,21 +465,11 @@ void OnlineModel::NeighbourCandidates(uint32_t user, size_t rows, size_t n,
   thread_local std::vector<uint32_t> touched;
   if (acc.size() < items()) acc.resize(items(), 0.0f);
   touched.clear();
-  const size_t r_n =
-      std::min({m.recent_items.size(), static_cast<size_t>(opts_.neighbourhood_items), rows});
-  float decay = 1.0f;
-  for (size_t r = 0; r < r_n; ++r) {
-    const uint32_t i = m.recent_items[r];
-    const float base = decay * m.recent_weights[r] * graph_.Norm(i);
-    decay *= history_decay_;
-    if (base == 0.0f) continue;
-    graph_.Row(i).ForEach([&](uint32_t j, float w) {
-      if (j >= items()) return;
-      if (acc[j] == 0.0f) touched.push_back(j);
-      acc[j] += base * w * graph_.Norm(j);
-      if (acc[j] == 0.0f) acc[j] = std::numeric_limits<float>::min();  // stays "touched"
-    });
-  }
+  ForEachNeighbourEvidence(m, rows, /*scale=*/1.0f, /*limit=*/items(), [&](uint32_t j, float e) {
+    if (acc[j] == 0.0f) touched.push_back(j);
+    acc[j] += e;
+    if (acc[j] == 0.0f) acc[j] = std::numeric_limits<float>::min();  // stays "touched"
+  });
   std::vector<Scored> best;
   best.reserve(touched.size());
   for (uint32_t j : touched) {

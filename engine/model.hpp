@@ -176,6 +176,19 @@ class OnlineModel final : public StreamingScorer {
   void AdaptiveStep(float* row, const float* grad, float* grad_sq, float scale);
   float EmbeddingScore(const float* q, uint32_t item) const;
   float NeighbourScore(const UserMeta& m, uint32_t item) const;
+  // The walk over the co-occurrence rows of the user's `rows` most recent items (at most
+  // model.neighbourhood_items) that Score() and NeighbourCandidates() share: f(j, e) for each
+  // edge (i, j) of those rows with j < `limit`, where
+  // e = scale × decay^r × weight_r × Norm(i) × w(i, j) × Norm(j).
+  template <typename F>
+  void ForEachNeighbourEvidence(const UserMeta& m, size_t rows, float scale, size_t limit,
+                                F&& f) const;
+  // exp(-(clock_ - pop_anchor_) / tau): takes the stored popularity to the current event.
+  double PopularityScale() const;
+  // The popularity feature log1p(item_pop_[item] × scale) of one item, by std::log1p in double.
+  // AddPopularity computes the same feature for a whole table with a vectorised float log1p that
+  // may differ by a few ulps, so the two are kept apart: each caller's numbers stay as they were.
+  float PopularityFeature(uint32_t item, double scale) const;
   using Features = std::array<float, 3>;  // embedding, neighbourhood, popularity
   struct Candidate {
     uint32_t id;

@@ -2,10 +2,8 @@
 // moments (with a 1 ms flush interval and small batches the flusher is nearly always writing,
 // so many kills land mid-flush) and restarted until it completes; the final state must equal,
 // bit for bit, the state of one uninterrupted run, with events_applied == number of events.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -20,13 +19,15 @@
 #include "engine/generator.hpp"
 #include "storage/snapshot.hpp"
 #include "storage/state_store.hpp"
-
-extern char** environ;
+#include "tests/support/test_support.hpp"
 
 namespace simstream::storage {
 namespace {
 
 namespace fs = std::filesystem;
+using test_support::ChildProcess;
+using test_support::ExitCode;
+using test_support::ReadFile;
 
 constexpr size_t kEvents = 30000;
 constexpr int kMinKills = 20;
@@ -39,29 +40,14 @@ struct TempRoot {
   ~TempRoot() { fs::remove_all(dir); }
 };
 
-// Starts `simstream apply` into `data_dir`; its output goes to `log`.
-pid_t StartApply(const fs::path& data_dir, const fs::path& input, const fs::path& log,
-                 const std::vector<std::string>& extra) {
+// Starts `simstream apply` into `data_dir`; its output is appended to `log`.
+ChildProcess StartApply(const fs::path& data_dir, const fs::path& input, const fs::path& log,
+                        const std::vector<std::string>& extra) {
   std::vector<std::string> args = {SIMSTREAM_BINARY,  "apply",   "--data-dir",
                                    data_dir.string(), "--input", input.string()};
   args.insert(args.end(), kModelSets.begin(), kModelSets.end());
   args.insert(args.end(), extra.begin(), extra.end());
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  return rc == 0 ? pid : -1;
-}
-
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return ChildProcess(args, log, ChildProcess::Log::kAppend);
 }
 
 config::Options ModelOptions() {
@@ -119,11 +105,11 @@ TEST(CrashRecovery, KilledAndRestartedApplyEndsBitIdenticalToAnUninterruptedRun)
   const fs::path dir_a = root.dir / "a";
   const auto t0 = std::chrono::steady_clock::now();
   {
-    const pid_t pid = StartApply(dir_a, input, root.dir / "a.log", {});
-    ASSERT_GT(pid, 0);
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadFile(root.dir / "a.log");
+    ChildProcess child = StartApply(dir_a, input, root.dir / "a.log", {});
+    ASSERT_TRUE(child.running());
+    const std::optional<int> status = child.Wait();
+    ASSERT_TRUE(status.has_value());
+    ASSERT_EQ(ExitCode(*status), 0) << ReadFile(root.dir / "a.log");
   }
   const double full_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -143,25 +129,24 @@ TEST(CrashRecovery, KilledAndRestartedApplyEndsBitIdenticalToAnUninterruptedRun)
     const fs::path log = root.dir / (dir_b.filename().string() + ".log");
     for (int life = 0;; ++life) {
       ASSERT_LT(life, 500) << "the child never completes";
-      const pid_t pid = StartApply(dir_b, input, log, busy_flushing);
-      ASSERT_GT(pid, 0);
+      ChildProcess child = StartApply(dir_b, input, log, busy_flushing);
+      ASSERT_TRUE(child.running());
       std::this_thread::sleep_for(std::chrono::milliseconds(5 + rng() % max_delay_ms));
-      ::kill(pid, SIGKILL);
-      int status = 0;
-      ASSERT_EQ(waitpid(pid, &status, 0), pid);
-      if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
+      const std::optional<int> status = child.Kill(SIGKILL);
+      ASSERT_TRUE(status.has_value());
+      if (WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) {
         ++kills;
         ++restarts;
         continue;
       }
-      ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadFile(log);
+      ASSERT_EQ(ExitCode(*status), 0) << ReadFile(log);
       break;
     }
     // One more clean run must find nothing left to do.
-    const pid_t pid = StartApply(dir_b, input, log, busy_flushing);
-    int status = 0;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadFile(log);
+    ChildProcess child = StartApply(dir_b, input, log, busy_flushing);
+    const std::optional<int> status = child.Wait();
+    ASSERT_TRUE(status.has_value());
+    ASSERT_EQ(ExitCode(*status), 0) << ReadFile(log);
 
     const Loaded b = Load(dir_b, topic);
     EXPECT_EQ(b.events_applied, kEvents) << dir_b;

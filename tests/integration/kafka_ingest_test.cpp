@@ -3,16 +3,13 @@
 // backpressure and broker outages (against the embedded mock cluster, where they are fast).
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <functional>
 #include <map>
 #include <mutex>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,16 +23,16 @@
 #include "engine/event.hpp"
 #include "storage/flusher.hpp"
 #include "storage/state_store.hpp"
+#include "tests/support/test_support.hpp"
 
 namespace simstream::connectors {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::string RealBrokers() {
-  const char* b = std::getenv("SIMSTREAM_TEST_KAFKA_BROKERS");
-  return b == nullptr ? std::string() : std::string(b);
-}
+using test_support::MakeEvents;
+using test_support::RealBrokers;
+using test_support::Unique;
+using test_support::WaitFor;
 
 #define REQUIRE_REAL_BROKER()                                                            \
   const std::string brokers = RealBrokers();                                             \
@@ -43,23 +40,6 @@ std::string RealBrokers() {
     GTEST_SKIP() << "SIMSTREAM_TEST_KAFKA_BROKERS is not set (scripts/test.sh starts a " \
                     "broker and sets it)";                                               \
   }
-
-// ctest runs test processes in parallel against one broker: names are unique per run.
-std::string Unique(const std::string& prefix) {
-  static std::atomic<int> counter{0};
-  return prefix + "-" + std::to_string(getpid()) + "-" +
-         std::to_string(std::chrono::steady_clock::now().time_since_epoch().count() % 1000000007) +
-         "-" + std::to_string(counter++);
-}
-
-bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
 
 config::Options MakeOptions(const std::string& brokers, const std::string& topic) {
   config::Options o;
@@ -73,21 +53,8 @@ config::Options MakeOptions(const std::string& brokers, const std::string& topic
   return o;
 }
 
-// A seeded stream: `users` users, each event keyed by its user.
-std::vector<engine::Event> MakeEvents(size_t n, int users, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<engine::Event> out;
-  for (size_t i = 0; i < n; ++i) {
-    engine::Event e;
-    e.user = "u" + std::to_string(rng() % users);
-    e.item = "i" + std::to_string(rng() % 200);
-    e.type = "click";
-    e.weight = 1.0;
-    e.ts_ms = 1700000000000 + static_cast<int64_t>(i);
-    out.push_back(e);
-  }
-  return out;
-}
+// Items in every stream of this file (test_support::MakeEvents; each event keyed by its user).
+constexpr int kItems = 200;
 
 std::map<std::string, uint64_t> CountByUser(const std::vector<engine::Event>& events) {
   std::map<std::string, uint64_t> c;
@@ -196,7 +163,7 @@ std::vector<DlqRecord> ReadDlq(const std::string& brokers, const std::string& to
 TEST(KafkaIngest, EndToEndExactCountsRealBroker) {
   REQUIRE_REAL_BROKER();
   const config::Options o = MakeOptions(brokers, Unique("e2e"));
-  const auto events = MakeEvents(3000, 40, 7);
+  const auto events = MakeEvents(3000, 40, kItems, 7);
   PublishAll(o.kafka, events);
   engine::Engine engine(o);
   auto src = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), engine);
@@ -389,9 +356,9 @@ TEST(KafkaIngest, TwoConsumersSplitPartitionsAndTakeOverRealBroker) {
   REQUIRE_REAL_BROKER();
   TempDir tmp;
   const config::Options o = MakeOptions(brokers, Unique("group"));
-  const auto first = MakeEvents(2000, 60, 11);
-  const auto second = MakeEvents(2000, 60, 12);
-  const auto third = MakeEvents(2000, 60, 13);
+  const auto first = MakeEvents(2000, 60, kItems, 11);
+  const auto second = MakeEvents(2000, 60, kItems, 12);
+  const auto third = MakeEvents(2000, 60, kItems, 13);
   // Half of the first stream creates the topic (4 partitions: the broker's default); the other
   // half is published once the group has split the partitions, so both members must apply
   // some (the first member may well drain the first half alone before the second joins).
@@ -470,7 +437,7 @@ TEST(KafkaIngest, BackpressurePausesAndResumesMock) {
   ASSERT_TRUE(cluster.ok()) << cluster.error().message;
   const config::Options o = MakeOptions((*cluster)->bootstrap_servers(), Unique("bp"));
   ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.topic, 2).ok());
-  const auto events = MakeEvents(500, 20, 3);
+  const auto events = MakeEvents(500, 20, kItems, 3);
   PublishAll(o.kafka, events);
 
   std::atomic<bool> behind{true};
@@ -498,8 +465,8 @@ TEST(KafkaIngest, BrokerDownAndUpRecoversByItselfMock) {
   ASSERT_TRUE(cluster.ok()) << cluster.error().message;
   const config::Options o = MakeOptions((*cluster)->bootstrap_servers(), Unique("down"));
   ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.topic, 3).ok());
-  const auto first = MakeEvents(600, 30, 5);
-  const auto second = MakeEvents(600, 30, 6);
+  const auto first = MakeEvents(600, 30, kItems, 5);
+  const auto second = MakeEvents(600, 30, kItems, 6);
   PublishAll(o.kafka, first);
 
   engine::Engine engine(o);
@@ -542,8 +509,8 @@ TEST(KafkaIngest, StopFlushesAndRestartResumesFromStoredOffsetsMock) {
   ASSERT_TRUE(cluster.ok());
   const config::Options o = MakeOptions((*cluster)->bootstrap_servers(), Unique("restart"));
   ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.topic, 2).ok());
-  const auto first = MakeEvents(400, 10, 21);
-  const auto second = MakeEvents(400, 10, 22);
+  const auto first = MakeEvents(400, 10, kItems, 21);
+  const auto second = MakeEvents(400, 10, kItems, 22);
   PublishAll(o.kafka, first);
   SharedOffsets stored;
   engine::Engine e1(o);

@@ -5,13 +5,10 @@
 // stopped and restarted mid-stream under a running daemon (acceptance 4). The state is checked
 // by opening the daemon's RocksDB store after it exited.
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -20,7 +17,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <map>
 #include <optional>
 #include <random>
@@ -34,41 +30,23 @@
 #include "engine/engine.hpp"
 #include "engine/event.hpp"
 #include "storage/state_store.hpp"
-
-extern char** environ;
+#include "tests/support/test_support.hpp"
 
 namespace simstream::connectors {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
+using test_support::ChildProcess;
+using test_support::ExitCode;
+using test_support::MakeEvents;
+using test_support::ReadFile;
+using test_support::RealBrokers;
+using test_support::Unique;
+using test_support::WaitFor;
 
-std::string RealBrokers() {
-  const char* b = std::getenv("SIMSTREAM_TEST_KAFKA_BROKERS");
-  return b == nullptr ? std::string() : std::string(b);
-}
-
-std::string Unique(const std::string& prefix) {
-  static std::atomic<int> counter{0};
-  return prefix + "-" + std::to_string(getpid()) + "-" +
-         std::to_string(Clock::now().time_since_epoch().count() % 1000000007) + "-" +
-         std::to_string(counter++);
-}
-
-bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
-
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
+// Items in every stream of this file (test_support::MakeEvents).
+constexpr int kItems = 300;
 
 struct TempDir {
   fs::path dir = fs::temp_directory_path() / Unique("simstream_serve");
@@ -103,32 +81,14 @@ void WriteConfig(const fs::path& path, const std::string& brokers, const std::st
 // One life of `simstream serve`: stdout and stderr go to its own log.
 class Daemon {
  public:
-  Daemon(const fs::path& config, const fs::path& log) : log_(log) {
-    std::vector<std::string> args = {SIMSTREAM_BINARY, "serve", "--config", config.string()};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    if (posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~Daemon() { Kill(); }
-  Daemon(const Daemon&) = delete;
-  Daemon& operator=(const Daemon&) = delete;
+  Daemon(const fs::path& config, const fs::path& log)
+      : log_(log),
+        child_({SIMSTREAM_BINARY, "serve", "--config", config.string()}, log,
+               ChildProcess::Log::kTruncate) {}
 
-  bool started() const { return pid_ > 0; }
+  bool started() const { return child_.running(); }
   std::string log() const { return ReadFile(log_); }
-
-  bool Alive() {
-    if (pid_ <= 0) return false;
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == 0) return true;
-    pid_ = -1;
-    return false;
-  }
+  bool Alive() { return child_.Alive(); }
 
   // The HTTP port, once the daemon printed "serving http://127.0.0.1:PORT".
   std::optional<int> Port() {
@@ -141,34 +101,20 @@ class Daemon {
     return port_;
   }
 
-  void Kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
+  void Kill() { (void)child_.Kill(SIGKILL); }
 
   // SIGTERM; the exit status (-1 unless it exited by itself within `timeout`).
   int Terminate(std::chrono::milliseconds timeout) {
-    if (pid_ <= 0) return -1;
-    ::kill(pid_, SIGTERM);
-    const auto deadline = Clock::now() + timeout;
-    int status = 0;
-    while (Clock::now() < deadline) {
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      std::this_thread::sleep_for(20ms);
-    }
+    if (!child_.running()) return -1;
+    child_.Signal(SIGTERM);
+    if (const auto status = child_.WaitFor(timeout)) return ExitCode(*status);
     Kill();
     return -1;
   }
 
  private:
   fs::path log_;
-  pid_t pid_ = -1;
+  ChildProcess child_;  // killed (SIGKILL) and reaped on destruction
   std::optional<int> port_;
 };
 
@@ -230,21 +176,6 @@ int Readyz(Daemon& d) {
   return port ? HttpGet(*port, "/readyz").status : 0;
 }
 
-std::vector<engine::Event> MakeEvents(size_t n, int users, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<engine::Event> out;
-  for (size_t i = 0; i < n; ++i) {
-    engine::Event e;
-    e.user = "u" + std::to_string(rng() % users);
-    e.item = "i" + std::to_string(rng() % 300);
-    e.type = "click";
-    e.weight = 1.0;
-    e.ts_ms = 1700000000000 + static_cast<int64_t>(i);
-    out.push_back(e);
-  }
-  return out;
-}
-
 void Publish(const std::string& brokers, const std::string& topic,
              const std::vector<engine::Event>& events) {
   config::KafkaOptions k;
@@ -293,7 +224,7 @@ void KillAndRestartMidStream(const std::string& brokers, const std::string& topi
   const fs::path data = tmp.dir / "data";
   const fs::path config = tmp.dir / "serve.json";
   WriteConfig(config, brokers, topic, data);
-  const auto events = MakeEvents(12000, 300, 17);
+  const auto events = MakeEvents(12000, 300, kItems, 17);
   const size_t chunks = 8;
   std::atomic<bool> published{false};
   std::thread producer([&] {
@@ -438,8 +369,8 @@ TEST(KafkaServe, BrokerStoppedAndRestartedMidStreamDaemonRecoversByItselfRealBro
   const fs::path data = tmp.dir / "data";
   const fs::path config = tmp.dir / "serve.json";
   WriteConfig(config, brokers, topic, data);
-  const auto first = MakeEvents(3000, 200, 31);
-  const auto second = MakeEvents(3000, 200, 32);
+  const auto first = MakeEvents(3000, 200, kItems, 31);
+  const auto second = MakeEvents(3000, 200, kItems, 32);
   Publish(brokers, topic, first);
 
   Daemon d(config, tmp.dir / "serve.log");

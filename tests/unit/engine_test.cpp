@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "engine/generator.hpp"
+#include "tests/support/test_support.hpp"
 
 namespace simstream::engine {
 namespace {
@@ -21,15 +22,7 @@ std::vector<SourcedEvent> Stream(size_t events, uint64_t seed) {
   g.events = events;
   g.communities = 4;
   g.seed = seed;
-  std::vector<SourcedEvent> out;
-  const config::ModelOptions defaults;
-  Generate(g, [&](const Event& e) {
-    Event ev = e;
-    auto it = defaults.event_weights.find(e.type);
-    ev.weight = it != defaults.event_weights.end() ? it->second : defaults.default_event_weight;
-    out.push_back({ev, static_cast<int32_t>(out.size() % 3), static_cast<int64_t>(out.size() / 3)});
-  });
-  return out;
+  return test_support::GeneratedStream(g, /*partitions=*/3);
 }
 
 std::vector<float> Embedding(const Engine& e, const std::string& user) {

@@ -12,6 +12,7 @@
 
 #include "engine/engine.hpp"
 #include "engine/generator.hpp"
+#include "tests/support/test_support.hpp"
 
 namespace simstream::engine {
 namespace {
@@ -25,15 +26,7 @@ std::vector<SourcedEvent> Stream() {
   g.events = 80000;
   g.communities = 20;
   g.seed = 11;
-  std::vector<SourcedEvent> out;
-  const config::ModelOptions defaults;
-  Generate(g, [&](const Event& e) {
-    Event ev = e;
-    auto it = defaults.event_weights.find(e.type);
-    ev.weight = it != defaults.event_weights.end() ? it->second : defaults.default_event_weight;
-    out.push_back({ev, 0, static_cast<int64_t>(out.size())});
-  });
-  return out;
+  return test_support::GeneratedStream(g);
 }
 
 config::Options WithIndex(const std::string& kind) {

@@ -58,17 +58,9 @@ void Engine::MaintainIndexes() {
     if (build) {
       std::unique_ptr<AnnIndex> built = ann->Build(snap);  // no lock: the long part
       snap = {};
-      std::vector<uint32_t> popular;
-      if (ann == &item_ann_) {  // the two-stage path starts now: give it its popular list
-        std::shared_lock lock(mu_);
-        model_.PopularCandidates(kPopularCandidates, popular);
-      }
       std::unique_lock lock(mu_);
       ann->FinishBuild(model_, std::move(built));
-      if (ann == &item_ann_) {
-        popular_items_ = std::move(popular);
-        popular_at_ = events_applied_.load(std::memory_order_relaxed);
-      }
+      if (ann == &item_ann_) RefreshPopular();  // the two-stage path starts now: give it its list
     }
     {
       std::shared_lock lock(mu_);
@@ -95,18 +87,27 @@ ApplyOutcome Engine::Apply(std::span<const SourcedEvent> events) {
     for (const SourcedEvent& se : events.subspan(begin, end - begin)) ApplyLocked(se, out);
   }
   // Drift-filtered index updates once per batch: a row moved by many events of the batch is
-  // checked once.
-  std::unique_lock lock(mu_);
-  user_ann_.Sync(model_);
-  item_ann_.Sync(model_);
+  // checked once. Under the shared lock: queries run beside the re-inserts (each index write
+  // takes the index's own lock, see LiveAnn), and write_mu_ keeps every other writer out, so
+  // the rows Sync reads do not move.
+  {
+    std::shared_lock lock(mu_);
+    user_ann_.Sync(model_);
+    item_ann_.Sync(model_);
+  }
   const uint64_t applied = events_applied_.load(std::memory_order_relaxed);
+  std::unique_lock lock(mu_);
   if (item_ann_.Active() &&
       (popular_items_.empty() || applied - popular_at_ >= kPopularRefreshEvents)) {
-    popular_items_.clear();
-    model_.PopularCandidates(kPopularCandidates, popular_items_);
-    popular_at_ = applied;
+    RefreshPopular();
   }
   return out;
+}
+
+void Engine::RefreshPopular() {
+  popular_items_.clear();
+  model_.PopularCandidates(kPopularCandidates, popular_items_);
+  popular_at_ = events_applied_.load(std::memory_order_relaxed);
 }
 
 void Engine::ApplyLocked(const SourcedEvent& se, ApplyOutcome& out) {
@@ -296,9 +297,8 @@ std::vector<Scored> Engine::RecommendTwoStage(uint32_t user, size_t k,
   // the whole table. The exact scan is the oracle: tests/unit/two_stage_test.cpp compares.
   std::vector<uint32_t> cand;
   cand.reserve(kIndexCandidates + kNeighbourCandidates + popular_items_.size());
-  const AnnIndex* index = item_ann_.index();
-  for (const Scored& s : index->Search(model_.UserVector(user), kIndexCandidates, kIndexEf, {},
-                                       /*all_candidates=*/true)) {
+  for (const Scored& s : item_ann_.SearchVector(model_.UserVector(user), kIndexCandidates, kIndexEf,
+                                                /*all_candidates=*/true)) {
     cand.push_back(s.id);
   }
   model_.NeighbourCandidates(user, kNeighbourRows, kNeighbourCandidates, cand);

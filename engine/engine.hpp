@@ -197,6 +197,8 @@ class Engine {
   // the candidate sources, refreshed by Apply() every kPopularRefreshEvents events.
   std::vector<uint32_t> popular_items_;
   uint64_t popular_at_ = 0;  // events_applied_ when popular_items_ was computed
+  // Recomputes popular_items_ and stamps popular_at_. Caller holds mu_ exclusively.
+  void RefreshPopular();
   // Exact hybrid top-k over candidates from the item index, the neighbourhood and popularity.
   std::vector<Scored> RecommendTwoStage(uint32_t user, size_t k,
                                         std::span<const uint32_t> exclude) const;

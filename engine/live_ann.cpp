@@ -1,6 +1,8 @@
 #include "engine/live_ann.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <shared_mutex>
 
 namespace simstream::engine {
 namespace {
@@ -9,6 +11,8 @@ constexpr size_t kRecallK = 10;
 constexpr size_t kMinRecallSamples = 50;
 // Tombstones (removed rows) beyond this share of the index trigger a rebuild.
 constexpr double kMaxDeletedShare = 0.25;
+// Longest hold of the index's write lock by Sync() before it lets waiting queries in.
+constexpr auto kMaxIndexWriteHold = std::chrono::microseconds(250);
 
 AnnParams ParamsOf(const config::IndexOptions& o) {
   AnnParams p;
@@ -39,7 +43,25 @@ bool LiveAnn::Apply(const OnlineModel& model, AnnIndex& index, uint32_t id) {
 }
 
 void LiveAnn::Sync(const OnlineModel& model) {
+  std::lock_guard syncing(sync_mu_);
   if (!tracking_) return;
+  // Index writes hold index_mu_ for at most kMaxIndexWriteHold at a time (plus one re-insert),
+  // so a query waits about that long at worst, never for the whole batch, and the handful of
+  // cheap drift checks between two re-inserts do not each hand the lock over.
+  std::unique_lock writing(index_mu_, std::defer_lock);
+  auto held_since = std::chrono::steady_clock::time_point{};
+  const auto hold = [&] {
+    const auto now = std::chrono::steady_clock::now();
+    if (writing.owns_lock() && now - held_since > kMaxIndexWriteHold) writing.unlock();
+    if (!writing.owns_lock()) {
+      writing.lock();
+      held_since = std::chrono::steady_clock::now();
+    }
+  };
+  const auto apply = [&](uint32_t id) {
+    hold();
+    return Apply(model, *index_, id);
+  };
   {
     std::lock_guard lock(mu_);
     for (uint32_t id : drifted_) Touch(id);
@@ -53,44 +75,63 @@ void LiveAnn::Sync(const OnlineModel& model) {
     deferred_.pop_front();
     touched_flag_[id] &= static_cast<uint8_t>(~kDeferred);
     if (touched_flag_[id] & kTouched) continue;
-    if (index_ && Apply(model, *index_, id)) --budget;
+    if (index_ && apply(id)) --budget;
   }
   for (uint32_t id : touched_) {
     touched_flag_[id] &= static_cast<uint8_t>(~kTouched);
     if (building_) since_snapshot_.push_back(id);
     if (!index_) continue;
     if (touched_flag_[id] & kDeferred) {  // still queued: only a removal cannot wait
-      if (!Eligible(model, id)) index_->Remove(id);
+      if (!Eligible(model, id)) {
+        hold();
+        index_->Remove(id);
+      }
       continue;
     }
-    if (capped && budget == 0 && Eligible(model, id) && index_->Contains(id) &&
-        index_->Drift(id, Row(model, id)) > params_.drift_threshold) {
+    if (capped && budget == 0 && Eligible(model, id) && (hold(), Drifted(model, id))) {
       touched_flag_[id] |= kDeferred;
       deferred_.push_back(id);
       continue;
     }
-    if (Apply(model, *index_, id) && capped) --budget;
+    if (apply(id) && capped) --budget;
   }
   touched_.clear();
+  deferred_count_.store(deferred_.size(), std::memory_order_relaxed);
+}
+
+bool LiveAnn::Drifted(const OnlineModel& model, uint32_t id) const {
+  return index_->Contains(id) && index_->Drift(id, Row(model, id)) > params_.drift_threshold;
 }
 
 std::vector<Scored> LiveAnn::Search(const OnlineModel& model, uint32_t id, size_t k) const {
   if (!index_) return {};
   const uint32_t exclude[] = {id};
+  std::shared_lock reading(index_mu_);
   return SearchRescored(*index_, Row(model, id), k, params_.ef_search, exclude,
                         [&](uint32_t x) { return Row(model, x); });
+}
+
+std::vector<Scored> LiveAnn::SearchVector(const float* query, size_t k, size_t ef,
+                                          bool all_candidates) const {
+  if (!index_) return {};
+  std::shared_lock reading(index_mu_);
+  return index_->Search(query, k, ef, {}, all_candidates);
 }
 
 bool LiveAnn::WantsBuild(const OnlineModel& model) const {
   if (!enabled() || building_) return false;
   if (!index_) return Rows(model) >= min_size_;
-  std::lock_guard lock(mu_);
-  if (recall_.count() >= kMinRecallSamples && recall_.mean() < rebuild_below_recall_) return true;
+  {
+    std::lock_guard lock(mu_);
+    if (recall_.count() >= kMinRecallSamples && recall_.mean() < rebuild_below_recall_) return true;
+  }
+  std::shared_lock reading(index_mu_);
   const double total = static_cast<double>(index_->size() + index_->deleted());
   return total > 0 && static_cast<double>(index_->deleted()) > kMaxDeletedShare * total;
 }
 
 LiveAnn::Snapshot LiveAnn::BeginBuild(const OnlineModel& model) {
+  std::lock_guard syncing(sync_mu_);  // tracking_, building_, since_snapshot_ are Sync()'s too
   Snapshot snap;
   const size_t n = Rows(model);
   snap.ids.reserve(n);
@@ -156,9 +197,14 @@ void LiveAnn::SweepDrift(const OnlineModel& model) {
   if (!index_) return;
   std::vector<uint32_t> found;
   const size_t n = Rows(model);
-  for (uint32_t id = 0; id < n; ++id) {
-    if (Eligible(model, id) && index_->Drift(id, Row(model, id)) > params_.drift_threshold)
-      found.push_back(id);
+  constexpr uint32_t kRowsPerLock = 1024;  // a Sync() waiting to write waits for one chunk
+  for (uint32_t begin = 0; begin < n; begin += kRowsPerLock) {
+    std::shared_lock reading(index_mu_);
+    const uint32_t end = static_cast<uint32_t>(std::min<size_t>(n, size_t{begin} + kRowsPerLock));
+    for (uint32_t id = begin; id < end; ++id) {
+      if (Eligible(model, id) && index_->Drift(id, Row(model, id)) > params_.drift_threshold)
+        found.push_back(id);
+    }
   }
   std::lock_guard lock(mu_);
   drifted_.insert(drifted_.end(), found.begin(), found.end());
@@ -169,10 +215,11 @@ AnnStats LiveAnn::Stats() const {
   s.mode = index_ ? "hnsw" : "exact";
   s.building = building_;
   if (index_) {
+    std::shared_lock reading(index_mu_);
     s.indexed = index_->size();
     s.deleted = index_->deleted();
     s.reinserts = index_->reinserts();
-    s.deferred = deferred_.size();
+    s.deferred = deferred_count_.load(std::memory_order_relaxed);
   }
   std::lock_guard lock(mu_);
   s.recall_at_10 = recall_.mean();

@@ -22,7 +22,11 @@
 // Thread safety: the caller (Engine) holds its reader-writer lock as each method documents:
 // [exclusive] for writers, [shared] for readers; Stats() and the recall counters have their own
 // mutex. BeginBuild/FinishBuild/SampleRecall/SweepDrift are called by one maintenance thread at
-// a time.
+// a time. Sync() runs under the shared lock, beside queries: it writes the index's contents
+// (never the index_ pointer, which only [exclusive] methods replace) under index_mu_, held for
+// at most ~0.25 ms (plus one re-insert) at a time, so a query never waits for a whole batch of
+// re-inserts and the learner's exclusive hold covers learning only. Sync() and BeginBuild()
+// (both [shared]) share the writer-side bookkeeping under sync_mu_.
 #pragma once
 
 #include <atomic>
@@ -38,6 +42,7 @@
 #include "engine/metrics.hpp"
 #include "engine/model.hpp"
 #include "engine/rng.hpp"
+#include "engine/rw_lock.hpp"
 
 namespace simstream::engine {
 
@@ -67,7 +72,9 @@ class LiveAnn {
       touched_.push_back(id);
     }
   }
-  // [exclusive] Applies the touched rows (and drifted rows found by the sweep) to the index.
+  // [shared, the writer's thread] Applies the touched rows (and drifted rows found by the
+  // sweep) to the index. The model's rows must not change meanwhile: the caller is the only
+  // writer and holds the shared lock (no other writer can take the exclusive one).
   void Sync(const OnlineModel& model);
   // [exclusive] Rows were replaced wholesale (restored from storage): drops the index and any
   // build in flight, so cosine queries are exact until the next maintenance builds a new index
@@ -82,13 +89,15 @@ class LiveAnn {
     for (uint32_t id : deferred_) touched_flag_[id] = 0;
     touched_.clear();
     deferred_.clear();
+    deferred_count_.store(0, std::memory_order_relaxed);
     since_snapshot_.clear();
   }
 
   // [shared] Whether cosine queries are answered by the index.
   bool Active() const { return index_ != nullptr; }
-  // [shared] The live index (null when not Active()), for callers searching by a vector.
-  const AnnIndex* index() const { return index_.get(); }
+  // [shared] AnnIndex::Search of the live index by a vector (none when not Active()).
+  std::vector<Scored> SearchVector(const float* query, size_t k, size_t ef,
+                                   bool all_candidates) const;
   // [shared] Top-k by cosine of row `id` (excluded itself), re-scored with current vectors.
   std::vector<Scored> Search(const OnlineModel& model, uint32_t id, size_t k) const;
 
@@ -127,6 +136,8 @@ class LiveAnn {
   }
   // Inserts, updates (through the drift filter) or removes row `id`; true if it re-inserted.
   bool Apply(const OnlineModel& model, AnnIndex& index, uint32_t id);
+  // Whether row `id` is in the live index and drifted past the threshold (index_mu_ held).
+  bool Drifted(const OnlineModel& model, uint32_t id) const;
 
   const Table table_;
   const std::string kind_;
@@ -137,6 +148,10 @@ class LiveAnn {
   AnnParams params_;
 
   std::unique_ptr<AnnIndex> index_;
+  // Guards the contents of *index_ between Sync() (writes, under the engine's shared lock) and
+  // the readers; the pointer itself changes only under the engine's exclusive lock.
+  mutable WriterPreferringMutex index_mu_;
+  std::mutex sync_mu_;  // Sync() against BeginBuild(): the bookkeeping below
   // Touched rows since the last Sync; tracking is on once the index exists or is building.
   bool tracking_ = false;
   static constexpr uint8_t kTouched = 1, kDeferred = 2;  // bits of touched_flag_
@@ -146,6 +161,7 @@ class LiveAnn {
   // wait (a Sync costs O(touched + re-inserted), not O(backlog)); touched again, a queued row
   // is only checked for removal.
   std::deque<uint32_t> deferred_;
+  std::atomic<size_t> deferred_count_{0};  // deferred_.size(), for Stats()
   // Rows touched since BeginBuild (replayed by FinishBuild), while a build runs.
   std::atomic<bool> building_{false};  // read by Stats() under the shared lock
   std::vector<uint32_t> since_snapshot_;

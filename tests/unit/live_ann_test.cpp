@@ -2,6 +2,7 @@
 // scan, while the learner keeps moving the embeddings.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <set>
 #include <string>
@@ -214,6 +215,61 @@ TEST(LiveAnn, BackgroundMaintainerBuildsTheIndexWithoutBeingAsked) {
   EXPECT_EQ(s.user_index.mode, "hnsw");
   EXPECT_GE(s.user_index.recall_samples, 3u);
   EXPECT_GT(s.user_index.recall_at_10, 0.5);
+}
+
+// Queries through the HNSW indexes (similar users, similar items, two-stage recommendations)
+// on several threads while the learner applies batches and re-inserts drifted rows beside them
+// (Sync runs under the shared lock) and the background maintainer builds, samples and sweeps.
+// Run under ThreadSanitizer in CI. The learned state must equal a single-threaded run's.
+TEST(LiveAnn, QueriesRunBesideReinsertsAndBackgroundBuilds) {
+  config::Options o = WithIndex("hnsw");
+  o.index.maintenance_interval_ms = 2;
+  o.index.drift_threshold = 0.01;  // many re-inserts while the readers search
+  Engine live(o), alone(WithIndex("exact"));
+  const auto events = Stream(400, 150, 6000, 9);
+  alone.Apply(events);
+  ApplyAll(live, events, 0, 1000);
+  live.MaintainIndexes();  // the indexes exist before the readers start
+  ASSERT_EQ(live.Stats().user_index.mode, "hnsw");
+  std::atomic<bool> done{false};
+  std::atomic<size_t> answers{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&, t] {
+      size_t n = 0;
+      while (!done.load()) {
+        const std::string u = "u" + std::to_string((n * 13 + t) % 400);
+        const auto users = live.SimilarUsers(u, 5, Metric::kCosine);
+        if (users.ok()) {
+          EXPECT_LE(users->size(), 5u);
+        }
+        const auto items = live.SimilarItems("i" + std::to_string(n % 150), 5);
+        if (items.ok()) {
+          EXPECT_LE(items->size(), 5u);
+        }
+        EXPECT_LE(live.Recommend(u, 10, {}, false).items.size(), 10u);
+        (void)live.Stats();
+        ++n;
+      }
+      answers += n;
+    });
+  }
+  for (size_t b = 1000; b < events.size(); b += 100) {
+    live.Apply(std::span(events).subspan(b, std::min<size_t>(100, events.size() - b)));
+  }
+  done = true;
+  for (auto& r : readers) r.join();
+  EXPECT_GT(answers.load(), 0u);
+  const EngineStats s = live.Stats();
+  EXPECT_EQ(s.events_applied, events.size());
+  EXPECT_GT(s.user_index.reinserts + s.user_index.builds, 1u);
+  // The index never feeds back into learning: the rows equal the exact engine's.
+  for (const char* u : {"u0", "u77", "u399"}) {
+    const auto a = live.GetUser(u, true);
+    const auto b = alone.GetUser(u, true);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(a->embedding, b->embedding) << u;
+  }
 }
 
 }  // namespace

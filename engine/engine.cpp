@@ -90,15 +90,19 @@ ApplyOutcome Engine::Apply(std::span<const SourcedEvent> events) {
   // checked once. Under the shared lock: queries run beside the re-inserts (each index write
   // takes the index's own lock, see LiveAnn), and write_mu_ keeps every other writer out, so
   // the rows Sync reads do not move.
+  bool refresh = false;
   {
     std::shared_lock lock(mu_);
     user_ann_.Sync(model_);
     item_ann_.Sync(model_);
+    const uint64_t applied = events_applied_.load(std::memory_order_relaxed);
+    refresh = item_ann_.Active() &&
+              (popular_items_.empty() || applied - popular_at_ >= kPopularRefreshEvents);
   }
-  const uint64_t applied = events_applied_.load(std::memory_order_relaxed);
-  std::unique_lock lock(mu_);
-  if (item_ann_.Active() &&
-      (popular_items_.empty() || applied - popular_at_ >= kPopularRefreshEvents)) {
+  // The exclusive lock (queries read popular_items_) only when the list is due. The maintainer
+  // may have refreshed it in between, which only costs a second refresh.
+  if (refresh) {
+    std::unique_lock lock(mu_);
     RefreshPopular();
   }
   return out;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <shared_mutex>
+#include <thread>
 
 namespace simstream::engine {
 namespace {
@@ -52,7 +53,10 @@ void LiveAnn::Sync(const OnlineModel& model) {
   auto held_since = std::chrono::steady_clock::time_point{};
   const auto hold = [&] {
     const auto now = std::chrono::steady_clock::now();
-    if (writing.owns_lock() && now - held_since > kMaxIndexWriteHold) writing.unlock();
+    if (writing.owns_lock() && now - held_since > kMaxIndexWriteHold) {
+      writing.unlock();
+      std::this_thread::yield();  // let the queries woken by the unlock in first
+    }
     if (!writing.owns_lock()) {
       writing.lock();
       held_since = std::chrono::steady_clock::now();

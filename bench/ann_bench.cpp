@@ -316,6 +316,8 @@ BENCHMARK(BM_AnnQuery)
     ->Arg(64)
     ->Arg(96)
     ->Arg(128)
+    ->Arg(160)
+    ->Arg(192)
     ->Arg(256)
     ->Iterations(3)
     ->Unit(benchmark::kMillisecond);

@@ -545,7 +545,8 @@ def ann_ratio_rows(points, libs):
             cells.append(f"{fmt(qps, 0)} (ef {ef})" if qps else "—")
             if qps:
                 best = max(best or 0.0, qps)
-        ratio = ours / best if ours and best else None
+        # A level a library reaches and we do not counts as 0: the target is not met there.
+        ratio = ours / best if ours and best else (0.0 if best else None)
         if ratio is not None:
             ratios.append(ratio)
         rows.append(cells + [fmt(ratio, 2)])

@@ -48,7 +48,9 @@ __attribute__((target("avx2,fma"))) float DotAvx2(const float* a, const float* b
 // GCC 12 reports its own _mm256_undefined_pd() inside _mm512_reduce_add_ps as uninitialised.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 __attribute__((target("avx512f"))) float DotAvx512(const float* a, const float* b, size_t dim) {
   __m512 acc0 = _mm512_setzero_ps();
   __m512 acc1 = _mm512_setzero_ps();

@@ -6,9 +6,9 @@
 // the best one the CPU supports is picked at run time, so one binary serves every machine.
 //
 // Only the ANN index uses it: the learner keeps engine::Dot, whose summation order is fixed, so
-// that replaying a stream gives bit-identical state on any CPU. The index only orders
-// candidates (results are re-scored or compared with a tolerance), so a last-bit difference
-// between kernels does not matter there.
+// that replaying a stream gives bit-identical state on any CPU. In the index a last-bit
+// difference between kernels can change which candidates a search visits (as on any
+// approximate search), but never a returned score, which is re-computed exactly.
 #pragma once
 
 #include <cstddef>

@@ -58,6 +58,9 @@ void Engine::MaintainIndexes() {
     if (build) {
       std::unique_ptr<AnnIndex> built = ann->Build(snap);  // no lock: the long part
       snap = {};
+      // write_mu_ first, as every writer: waiting for mu_ while Apply's Sync holds it shared
+      // would make the writer-preferring mu_ hold back every new query until that Sync ends.
+      std::lock_guard writer(write_mu_);
       std::unique_lock lock(mu_);
       ann->FinishBuild(model_, std::move(built));
       if (ann == &item_ann_) RefreshPopular();  // the two-stage path starts now: give it its list

@@ -20,8 +20,8 @@
 //   old index (or the exact scan) meanwhile: they never wait for a build.
 //
 // Thread safety: the caller (Engine) holds its reader-writer lock as each method documents:
-// [exclusive] for writers, [shared] for readers; Stats() and the recall counters have their own
-// mutex. BeginBuild/FinishBuild/SampleRecall/SweepDrift are called by one maintenance thread at
+// [exclusive] for writers, [shared] for readers (Stats() too); the recall counters have their
+// own mutex. BeginBuild/FinishBuild/SampleRecall/SweepDrift are called by one maintenance thread at
 // a time. Sync() runs under the shared lock, beside queries: it writes the index's contents
 // (never the index_ pointer, which only [exclusive] methods replace) under index_mu_, held for
 // at most ~0.25 ms (plus one re-insert) at a time, so a query never waits for a whole batch of
@@ -63,7 +63,8 @@ class LiveAnn {
   enum class Table { kUsers, kItems };
   LiveAnn(Table table, const config::IndexOptions& opts, int dim);
 
-  // [exclusive] Row `id` moved (or was created, or forgotten).
+  // [exclusive] Row `id` moved (or was created, or forgotten). (Sync also calls it, under the
+  // shared lock and sync_mu_, for rows the drift sweep found.)
   void Touch(uint32_t id) {
     if (!tracking_) return;
     if (id >= touched_flag_.size()) touched_flag_.resize(size_t{id} + 1, 0);

@@ -231,7 +231,9 @@ void ExpectWellFormed(const Result<std::vector<EntityScore>>& r, const std::stri
     EXPECT_TRUE(ids.insert(e.id).second) << "duplicate " << e.id;
     EXPECT_TRUE(std::isfinite(e.score));
     EXPECT_LE(std::abs(e.score), 1.0f + 1e-4f);
-    if (n > 0) EXPECT_LE(e.score, (*r)[n - 1].score);
+    if (n > 0) {
+      EXPECT_LE(e.score, (*r)[n - 1].score);
+    }
   }
 }
 

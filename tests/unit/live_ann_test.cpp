@@ -207,6 +207,10 @@ TEST(LiveAnn, ReinsertCapDefersDriftedRowsToLaterBatches) {
 TEST(LiveAnn, BackgroundMaintainerBuildsTheIndexWithoutBeingAsked) {
   config::Options o = WithIndex("hnsw");
   o.index.maintenance_interval_ms = 10;
+  // No recall-triggered rebuild: on a slow run (TSan, loaded CI) the maintainer samples 50+
+  // times while the stream is applied, may rebuild, and a rebuild starts a new recall window
+  // (mean 0 until sampled again) while recall_samples counts on, which this test reads.
+  o.index.rebuild_below_recall = 0.0;
   Engine e(o);
   const auto events = Stream(500, 200, 5000, 5);
   ApplyAll(e, events, 0, events.size());

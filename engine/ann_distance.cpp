@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "engine/similarity.hpp"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define SIMSTREAM_X86 1
@@ -11,16 +13,9 @@
 namespace simstream::engine {
 namespace {
 
-float DotPortable(const float* __restrict a, const float* __restrict b, size_t dim) {
-  constexpr size_t kLanes = 8;
-  float acc[kLanes] = {};
-  size_t i = 0;
-  for (; i + kLanes <= dim; i += kLanes) {
-    for (size_t j = 0; j < kLanes; ++j) acc[j] += a[i + j] * b[i + j];
-  }
-  float tail = 0.0f;
-  for (; i < dim; ++i) tail += a[i] * b[i];
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+// The portable kernel is engine::Dot itself (8 partial sums, vectorised for the build's -march).
+float DotPortable(const float* a, const float* b, size_t dim) {
+  return Dot(a, b, static_cast<int>(dim));
 }
 
 #ifdef SIMSTREAM_X86

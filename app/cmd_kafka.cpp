@@ -134,13 +134,11 @@ int Serve(const config::Options& opts, const sigset_t& stop_signals,
     return eng->NextOffsets();  // loaded from the same store at start
   };
   hooks.before_revoke = [&flusher] { return flusher.FlushNow(); };
-  hooks.after_batch = [&flusher] {
-    if (Status s = flusher.MaybeFlush(); !s.ok()) {
-      std::fprintf(stderr, "simstream: flush: %s\n", s.error().message.c_str());
-    }
-  };
-  // A failed write is kept and retried; while one waits, stop taking more from Kafka.
-  hooks.backpressure = [&flusher] { return flusher.stats().pending; };
+  // The size trigger wakes the flusher's thread: RocksDB writes beside the learner.
+  hooks.after_batch = [&flusher] { flusher.Nudge(); };
+  // Stop taking more from Kafka while a failed write waits for its retry, or while the writer
+  // is a whole flush behind the learner (bounded memory).
+  hooks.backpressure = [&flusher] { return flusher.Behind(); };
   hooks.durable_offsets = [&st] {
     auto stored = st.Offsets();
     return stored.ok() ? stored.value() : std::map<int32_t, int64_t>{};

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "connectors/kafka_common.hpp"
+#include "engine/thread_name.hpp"
 
 namespace simstream::connectors {
 
@@ -55,6 +56,7 @@ Result<std::unique_ptr<DlqProducer>> DlqProducer::Create(const config::KafkaOpti
   impl->rk = std::move(rk.value());
   Impl* raw = impl.get();
   impl->poller = std::thread([raw] {
+    engine::SetThreadName("ss-dlq");
     while (!raw->stop.load()) rd_kafka_poll(raw->rk.get(), 100);
   });
   return std::unique_ptr<DlqProducer>(new DlqProducer(std::move(impl)));

@@ -22,6 +22,7 @@
 #include <unordered_map>
 
 #include "connectors/http_routes.hpp"
+#include "engine/thread_name.hpp"
 
 namespace simstream::connectors {
 
@@ -465,6 +466,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const config::ServerOption
   impl->running = static_cast<size_t>(server.threads);
   for (int64_t t = 0; t < server.threads; ++t) {
     impl->threads.emplace_back([raw = impl.get()] {
+      engine::SetThreadName("ss-http");
       for (;;) {
         try {
           raw->ioc.run();

@@ -9,6 +9,7 @@
 
 #include "connectors/kafka_common.hpp"
 #include "engine/event.hpp"
+#include "engine/thread_name.hpp"
 
 namespace simstream::connectors {
 
@@ -57,6 +58,7 @@ Result<std::unique_ptr<KafkaEventSink>> KafkaEventSink::Create(const config::Kaf
   impl->topic = opts.topic;
   Impl* raw = impl.get();
   impl->poller = std::thread([raw] {
+    engine::SetThreadName("ss-produce");
     while (!raw->stop.load()) rd_kafka_poll(raw->rk.get(), 50);
   });
   return std::unique_ptr<KafkaEventSink>(new KafkaEventSink(std::move(impl)));

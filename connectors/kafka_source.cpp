@@ -13,6 +13,7 @@
 
 #include "connectors/dlq.hpp"
 #include "connectors/kafka_common.hpp"
+#include "engine/thread_name.hpp"
 
 namespace simstream::connectors {
 
@@ -450,8 +451,14 @@ Status KafkaSource::Start() {
     return kafka::KafkaError("subscribing to " + s.kafka.topic, e);
   }
   s.started = true;
-  s.poller = std::thread([&s] { s.PollLoop(); });
-  s.prober = std::thread([&s] { s.ProbeLoop(); });
+  s.poller = std::thread([&s] {
+    engine::SetThreadName("ss-consume");
+    s.PollLoop();
+  });
+  s.prober = std::thread([&s] {
+    engine::SetThreadName("ss-probe");
+    s.ProbeLoop();
+  });
   return Status::Ok();
 }
 

@@ -5,6 +5,8 @@
 #include <map>
 #include <set>
 
+#include "engine/thread_name.hpp"
+
 namespace simstream::storage {
 
 engine::ChangeSet MergeChangeSets(engine::ChangeSet older, engine::ChangeSet newer) {
@@ -102,23 +104,47 @@ Status Flusher::FlushNow() {
   return Status::Ok();
 }
 
-Status Flusher::MaybeFlush() {
+uint64_t Flusher::NotDurable() const {
   uint64_t flushed;
   {
     std::lock_guard lock(flush_mu_);
     flushed = stats_.events_flushed;
   }
-  if (engine_.events_applied() - flushed <
-      static_cast<uint64_t>(std::max<int64_t>(opts_.flush_max_dirty, 1)))
+  const uint64_t applied = engine_.events_applied();
+  return applied > flushed ? applied - flushed : 0;
+}
+
+Status Flusher::MaybeFlush() {
+  if (NotDurable() < static_cast<uint64_t>(std::max<int64_t>(opts_.flush_max_dirty, 1)))
     return Status::Ok();
   return FlushNow();
+}
+
+void Flusher::Nudge() {
+  if (NotDurable() < static_cast<uint64_t>(std::max<int64_t>(opts_.flush_max_dirty, 1))) return;
+  {
+    std::lock_guard lock(thread_mu_);
+    due_ = true;
+  }
+  wake_.notify_all();
+}
+
+bool Flusher::Behind() const {
+  {
+    std::lock_guard lock(flush_mu_);
+    if (stats_.pending) return true;
+  }
+  return NotDurable() >= 2 * static_cast<uint64_t>(std::max<int64_t>(opts_.flush_max_dirty, 1));
 }
 
 void Flusher::Start() {
   std::lock_guard lock(thread_mu_);
   if (thread_.joinable()) return;
   stop_ = false;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    engine::SetThreadName("ss-flush");
+    Run();
+  });
 }
 
 Status Flusher::Stop() {
@@ -141,7 +167,9 @@ void Flusher::Run() {
   const auto interval = std::chrono::milliseconds(std::max<int64_t>(opts_.flush_interval_ms, 1));
   std::unique_lock lock(thread_mu_);
   while (!stop_) {
-    if (wake_.wait_for(lock, interval, [this] { return stop_; })) break;
+    wake_.wait_for(lock, interval, [this] { return stop_ || due_; });
+    if (stop_) break;
+    due_ = false;
     lock.unlock();
     if (Status st = FlushNow(); !st.ok()) {
       // No caller to return it to: say it once per failure (stats() keeps it for /metrics).

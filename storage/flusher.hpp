@@ -57,9 +57,17 @@ class Flusher {
 
   // Takes the engine's changes and writes them (with any kept failed changes) in one batch.
   [[nodiscard]] Status FlushNow();
-  // The size trigger: flushes when at least storage.flush_max_dirty events were applied since
-  // the last successful flush (the Kafka source calls it after each batch). Else does nothing.
+  // The size trigger, on the caller's thread: flushes when at least storage.flush_max_dirty
+  // events were applied since the last successful flush. Else does nothing.
   [[nodiscard]] Status MaybeFlush();
+  // The size trigger, on the background thread (Start()): when MaybeFlush would flush, wakes the
+  // thread to flush now and returns at once, so the learner goes on learning while RocksDB
+  // writes (the daemon calls it after each batch). Errors are the thread's (stats()).
+  void Nudge();
+  // True while the writer is behind, and the caller should stop feeding the engine: a failed
+  // write waits for its retry, or 2 x storage.flush_max_dirty events are not yet durable (the
+  // learner outruns RocksDB; this bounds the changes held in memory).
+  bool Behind() const;
   void Start();
   // Stops the background thread and flushes once more; returns that flush's status.
   Status Stop();
@@ -67,6 +75,7 @@ class Flusher {
 
  private:
   void Run();
+  uint64_t NotDurable() const;  // events applied since the last successful flush
 
   engine::Engine& engine_;
   StateStore& store_;
@@ -78,6 +87,7 @@ class Flusher {
   std::mutex thread_mu_;
   std::condition_variable wake_;
   bool stop_ = false;
+  bool due_ = false;      // Nudge(): flush now, not at the end of the interval
   bool stopped_ = false;  // Stop() ran: the destructor does not flush again
   std::thread thread_;
 };

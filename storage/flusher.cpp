@@ -79,37 +79,39 @@ Status Flusher::FlushNow() {
     pending_.reset();
   }
   // Nothing new since the last write: skip it (an idle daemon does not write every interval).
-  if (cs.empty() && stats_.flushes > 0 && cs.events_applied == stats_.events_flushed &&
+  if (cs.empty() && wrote_once_ && cs.events_applied == events_flushed_.load() &&
       cs.next_offsets == last_offsets_)
     return Status::Ok();
   Status st = store_.Write(cs);
   if (!st.ok()) {
+    std::lock_guard stats_lock(stats_mu_);
     ++stats_.failures;
     stats_.last_error = st.error();
     stats_.pending = true;
+    failed_pending_.store(true);
     pending_ = std::move(cs);
     return st;
   }
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  wrote_once_ = true;
+  last_offsets_ = cs.next_offsets;
+  std::lock_guard stats_lock(stats_mu_);
   ++stats_.flushes;
   stats_.last_latency_ms = ms;
   stats_.last_rows = cs.users.size() + cs.items.size();
   stats_.rows_written += stats_.last_rows;
   stats_.edges_written += cs.edges.size();
   stats_.events_flushed = cs.events_applied;
-  last_offsets_ = cs.next_offsets;
   stats_.pending = false;
   stats_.last_error.reset();
+  events_flushed_.store(cs.events_applied);
+  failed_pending_.store(false);
   return Status::Ok();
 }
 
 uint64_t Flusher::NotDurable() const {
-  uint64_t flushed;
-  {
-    std::lock_guard lock(flush_mu_);
-    flushed = stats_.events_flushed;
-  }
+  const uint64_t flushed = events_flushed_.load();
   const uint64_t applied = engine_.events_applied();
   return applied > flushed ? applied - flushed : 0;
 }
@@ -130,10 +132,7 @@ void Flusher::Nudge() {
 }
 
 bool Flusher::Behind() const {
-  {
-    std::lock_guard lock(flush_mu_);
-    if (stats_.pending) return true;
-  }
+  if (failed_pending_.load()) return true;
   return NotDurable() >= 2 * static_cast<uint64_t>(std::max<int64_t>(opts_.flush_max_dirty, 1));
 }
 
@@ -159,7 +158,7 @@ Status Flusher::Stop() {
 }
 
 FlushStats Flusher::stats() const {
-  std::lock_guard lock(flush_mu_);
+  std::lock_guard lock(stats_mu_);
   return stats_;
 }
 

@@ -7,11 +7,13 @@
 // offsets stay behind, so a crash in between replays the events instead of losing them. The
 // error is returned by FlushNow() and kept in stats() (the daemon decides whether to stop).
 //
-// Thread safety: FlushNow, MaybeFlush and stats may be called from any thread; flushes are
-// serialised. Start() runs a background thread flushing every storage.flush_interval_ms;
-// Stop() ends it after one final flush; the destructor runs Stop() unless it already ran.
+// Thread safety: FlushNow, MaybeFlush, Nudge, Behind and stats may be called from any thread;
+// flushes are serialised. Nudge, Behind and stats never wait for a flush in progress. Start() runs
+// a background thread flushing every storage.flush_interval_ms; Stop() ends it after one final
+// flush; the destructor runs Stop() unless it already ran.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -80,10 +82,17 @@ class Flusher {
   engine::Engine& engine_;
   StateStore& store_;
   const config::StorageOptions opts_;
-  mutable std::mutex flush_mu_;  // serialises flushes, guards pending_ and stats_
+  // Serialises flushes (held through the write) and guards pending_, last_offsets_ and
+  // wrote_once_. Nothing the consumer or HTTP threads call waits for it: they read the atomics
+  // and stats_ (its own short-held mutex) instead, not blocking behind a RocksDB write.
+  std::mutex flush_mu_;
   std::optional<engine::ChangeSet> pending_;
-  FlushStats stats_;
   std::map<int32_t, int64_t> last_offsets_;  // of the last successful write
+  bool wrote_once_ = false;
+  mutable std::mutex stats_mu_;  // guards stats_
+  FlushStats stats_;
+  std::atomic<uint64_t> events_flushed_{0};  // stats_.events_flushed
+  std::atomic<bool> failed_pending_{false};  // stats_.pending
   std::mutex thread_mu_;
   std::condition_variable wake_;
   bool stop_ = false;

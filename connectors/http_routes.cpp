@@ -74,6 +74,7 @@ json AnnStatsJson(const engine::AnnStats& a) {
               {"deleted", a.deleted},
               {"recall_at_10", a.recall_at_10},
               {"recall_samples", a.recall_samples},
+              {"recall_window_samples", a.recall_window_samples},
               {"reinserts", a.reinserts},
               {"builds", a.builds},
               {"building", a.building},

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "engine/rng.hpp"
+#include "engine/thread_name.hpp"
 
 namespace simstream::engine {
 namespace {
@@ -26,6 +27,7 @@ Engine::Engine(const config::Options& opts)
   const int64_t interval = opts.index.maintenance_interval_ms;
   if (user_ann_.enabled() && interval > 0) {
     maintainer_ = std::thread([this, interval] {
+      SetThreadName("ss-maintain");
       std::unique_lock lock(stop_mu_);
       while (!stop_cv_.wait_for(lock, std::chrono::milliseconds(interval), [&] { return stop_; })) {
         lock.unlock();
@@ -58,12 +60,28 @@ void Engine::MaintainIndexes() {
     if (build) {
       std::unique_ptr<AnnIndex> built = ann->Build(snap);  // no lock: the long part
       snap = {};
+      // Catch up with the rows touched meanwhile, off the exclusive lock, until few are left
+      // (or a few rounds did not get there: a stream touching rows faster than they index).
+      for (int round = 0; round < kCatchUpRounds; ++round) {
+        LiveAnn::Delta delta;
+        {
+          std::shared_lock lock(mu_);
+          delta = ann->TakeTouchedSinceSnapshot(model_);
+        }
+        ann->ApplyDelta(*built, delta);
+        if (delta.size() <= kCatchUpEnough) break;
+      }
       // write_mu_ first, as every writer: waiting for mu_ while Apply's Sync holds it shared
       // would make the writer-preferring mu_ hold back every new query until that Sync ends.
       std::lock_guard writer(write_mu_);
-      std::unique_lock lock(mu_);
-      ann->FinishBuild(model_, std::move(built));
-      if (ann == &item_ann_) RefreshPopular();  // the two-stage path starts now: give it its list
+      {
+        std::unique_lock lock(mu_);
+        ann->FinishBuild(std::move(built));
+        if (ann == &item_ann_) RefreshPopular();  // the two-stage path starts now: its list
+      }
+      // The rows touched since the last round, as the writer (write_mu_ held), beside queries.
+      std::shared_lock lock(mu_);
+      ann->Sync(model_);
     }
     {
       std::shared_lock lock(mu_);
@@ -208,19 +226,23 @@ void Engine::TakeChanges(ChangeSet& out) {
   //   TakeChanges touch and no reader reads. write_mu_ makes us the only one of those.
   // - write_mu_ (not mu_) is what Apply() waits on meanwhile, so the writer-preferring mu_ sees
   //   no waiting writer and lets queries in: only the learner waits for the copy.
-  std::lock_guard writer(write_mu_);
-  std::shared_lock lock(mu_);
-  if (!tracking_) {
-    tracking_ = true;
-    model_.SetChangeTracking(true);
+  size_t patches = 0;
+  {
+    std::lock_guard writer(write_mu_);
+    std::shared_lock lock(mu_);
+    if (!tracking_) {
+      tracking_ = true;
+      model_.SetChangeTracking(true);
+    }
+    patches = model_.TakeChanges(out);
+    out.new_user_ids = std::move(new_user_ids_);
+    out.new_item_ids = std::move(new_item_ids_);
+    new_user_ids_.clear();
+    new_item_ids_.clear();
+    out.next_offsets = next_offsets_;
+    out.events_applied = events_applied_.load(std::memory_order_relaxed);
   }
-  model_.TakeChanges(out);
-  out.new_user_ids = std::move(new_user_ids_);
-  out.new_item_ids = std::move(new_item_ids_);
-  new_user_ids_.clear();
-  new_item_ids_.clear();
-  out.next_offsets = next_offsets_;
-  out.events_applied = events_applied_.load(std::memory_order_relaxed);
+  SortEdgePatches(out, patches);  // the learner goes on meanwhile
 }
 
 void Engine::RestoreUserId(uint32_t index, std::string_view id) {

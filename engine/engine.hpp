@@ -169,6 +169,9 @@ class Engine {
   static constexpr size_t kNeighbourCandidates = 100;
   static constexpr size_t kPopularCandidates = 50;
   static constexpr uint64_t kPopularRefreshEvents = 1024;
+  // A build's catch-up: rounds off the exclusive lock until one replays at most this many rows.
+  static constexpr int kCatchUpRounds = 4;
+  static constexpr size_t kCatchUpEnough = 256;
   // One event of Apply(), under the exclusive lock.
   void ApplyLocked(const SourcedEvent& se, ApplyOutcome& out);
   void SamplePrequential(uint32_t user, uint32_t item);

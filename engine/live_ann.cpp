@@ -161,21 +161,54 @@ std::unique_ptr<AnnIndex> LiveAnn::Build(const Snapshot& snap) const {
   return index;
 }
 
-void LiveAnn::FinishBuild(const OnlineModel& model, std::unique_ptr<AnnIndex> built) {
+LiveAnn::Delta LiveAnn::TakeTouchedSinceSnapshot(const OnlineModel& model) {
+  std::vector<uint32_t> ids;
+  {
+    std::lock_guard syncing(sync_mu_);
+    ids.swap(since_snapshot_);
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  Delta d;
+  d.rows.ids.reserve(ids.size());
+  d.rows.rows.reserve(ids.size() * static_cast<size_t>(dim_));
+  for (uint32_t id : ids) {
+    if (!Eligible(model, id)) {
+      d.removed.push_back(id);
+      continue;
+    }
+    d.rows.ids.push_back(id);
+    const float* row = Row(model, id);
+    d.rows.rows.insert(d.rows.rows.end(), row, row + dim_);
+  }
+  return d;
+}
+
+void LiveAnn::ApplyDelta(AnnIndex& built, const Delta& delta) const {
+  for (uint32_t id : delta.removed) built.Remove(id);
+  for (size_t i = 0; i < delta.rows.ids.size(); ++i) {
+    built.Update(delta.rows.ids[i], &delta.rows.rows[i * static_cast<size_t>(dim_)]);
+  }
+}
+
+void LiveAnn::FinishBuild(std::unique_ptr<AnnIndex> built) {
   if (discard_build_) {  // the snapshot predates a Reset(): the next maintenance rebuilds
     discard_build_ = false;
     building_ = false;
+    since_snapshot_.clear();
     return;
   }
-  // Rows touched while the build ran (including rows created since the snapshot). A touched
-  // row still pending in touched_ is applied by the next Sync to the new index.
-  for (uint32_t id : since_snapshot_) Apply(model, *built, id);
+  // Rows touched since the last catch-up round (including rows created since the snapshot) are
+  // touched again, for the next Sync to apply to the new index (with the rows still pending in
+  // touched_), beside queries: not here, under the exclusive lock.
+  for (uint32_t id : since_snapshot_) Touch(id);
   since_snapshot_.clear();
   since_snapshot_.shrink_to_fit();
   building_ = false;
   index_ = std::move(built);
   std::lock_guard lock(mu_);
   ++builds_;
+  if (recall_.count() > 0) last_recall_ = recall_.mean();
   recall_ = RollingMean(200);
 }
 
@@ -226,7 +259,8 @@ AnnStats LiveAnn::Stats() const {
     s.deferred = deferred_count_.load(std::memory_order_relaxed);
   }
   std::lock_guard lock(mu_);
-  s.recall_at_10 = recall_.mean();
+  s.recall_window_samples = recall_.count();
+  s.recall_at_10 = recall_.count() > 0 ? recall_.mean() : last_recall_;
   s.recall_samples = recall_samples_;
   s.builds = builds_;
   return s;

@@ -15,9 +15,11 @@
 // * Quality: SampleRecall() checks a sampled query against the exact scan; a rolling recall@10
 //   over the last samples is exported. When it falls below `index.rebuild_below_recall`, or
 //   tombstones exceed a quarter of the index, the index is rebuilt: BeginBuild() snapshots the
-//   vectors (shared lock), Build() runs with no lock, FinishBuild() swaps it in under the
-//   exclusive lock after replaying the rows touched since the snapshot. Queries keep using the
-//   old index (or the exact scan) meanwhile: they never wait for a build.
+//   vectors (shared lock), Build() runs with no lock, the rows touched since the snapshot are
+//   replayed in rounds (TakeTouchedSinceSnapshot copies them under the shared lock, ApplyDelta
+//   indexes them with no lock), FinishBuild() swaps the index in under the exclusive lock, and a
+//   Sync() replays the last few beside queries. Queries keep using the old index (or the exact
+//   scan) meanwhile: they never wait for a build.
 //
 // Thread safety: the caller (Engine) holds its reader-writer lock as each method documents:
 // [exclusive] for writers, [shared] for readers (Stats() too); the recall counters have their
@@ -50,8 +52,11 @@ struct AnnStats {
   std::string mode = "exact";  // what answers cosine queries now: "exact" or "hnsw"
   size_t indexed = 0;          // live rows in the index
   size_t deleted = 0;          // tombstones
-  double recall_at_10 = 0;     // rolling recall@10 against exact search (sampled)
-  uint64_t recall_samples = 0;
+  // Rolling recall@10 against exact search over the current index's last samples; right after
+  // a (re)build, the previous index's until the new one is sampled (0 before any sample).
+  double recall_at_10 = 0;
+  uint64_t recall_samples = 0;         // samples taken, all indexes
+  uint64_t recall_window_samples = 0;  // samples behind recall_at_10 of the current index
   uint64_t reinserts = 0;  // drifted rows re-inserted (since the current index was built)
   size_t deferred = 0;     // drifted rows waiting for a re-insert (index.max_reinserts_per_batch)
   uint64_t builds = 0;     // builds and rebuilds completed
@@ -113,9 +118,22 @@ class LiveAnn {
   Snapshot BeginBuild(const OnlineModel& model);
   // [no lock] Builds an index over a snapshot.
   std::unique_ptr<AnnIndex> Build(const Snapshot& snap) const;
-  // [exclusive] Swaps `built` in, after replaying the rows touched since BeginBuild (or drops
-  // it when Reset() ran since BeginBuild).
-  void FinishBuild(const OnlineModel& model, std::unique_ptr<AnnIndex> built);
+  // The catch-up, in rounds off the exclusive lock: a build takes seconds, and the rows touched
+  // meanwhile (all the users of a fast stream) would otherwise be re-inserted while the learner
+  // and every query wait.
+  struct Delta {
+    Snapshot rows;                  // touched rows still to index, current values
+    std::vector<uint32_t> removed;  // touched rows no longer eligible (forgotten)
+    size_t size() const { return rows.ids.size() + removed.size(); }
+  };
+  // [shared] The rows touched since BeginBuild or the last call, each once, copied.
+  Delta TakeTouchedSinceSnapshot(const OnlineModel& model);
+  // [no lock] Applies a delta to an index being built (not yet visible to anyone else).
+  void ApplyDelta(AnnIndex& built, const Delta& delta) const;
+  // [exclusive] Swaps `built` in (or drops it when Reset() ran since BeginBuild). The rows
+  // touched since the last TakeTouchedSinceSnapshot are touched again: the caller runs Sync()
+  // next (as the writer, under the shared lock) to apply them.
+  void FinishBuild(std::unique_ptr<AnnIndex> built);
   // [shared] Checks one sampled query against the exact scan; no-op when not active.
   void SampleRecall(const OnlineModel& model, Rng& rng);
   // [shared] Finds rows that drifted without being touched (items moved as negatives).
@@ -163,14 +181,16 @@ class LiveAnn {
   // is only checked for removal.
   std::deque<uint32_t> deferred_;
   std::atomic<size_t> deferred_count_{0};  // deferred_.size(), for Stats()
-  // Rows touched since BeginBuild (replayed by FinishBuild), while a build runs.
+  // Rows touched since BeginBuild (replayed by the catch-up), while a build runs; a row
+  // appears once per Sync that touched it.
   std::atomic<bool> building_{false};  // read by Stats() under the shared lock
   std::vector<uint32_t> since_snapshot_;
   bool discard_build_ = false;  // Reset() during the build: FinishBuild drops it
 
   mutable std::mutex mu_;          // guards everything below
   std::vector<uint32_t> drifted_;  // found by SweepDrift, applied by the next Sync
-  RollingMean recall_{200};
+  RollingMean recall_{200};        // of the current index
+  double last_recall_ = 0;         // the previous index's, reported until recall_ has a sample
   uint64_t recall_samples_ = 0;
   uint64_t builds_ = 0;
 };

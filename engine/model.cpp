@@ -525,7 +525,7 @@ void OnlineModel::MarkItem(uint32_t i) {
   if (!item_dirty_[i]) item_dirty_[i] = 1, dirty_items_.push_back(i);
 }
 
-void OnlineModel::TakeChanges(ChangeSet& out) {
+size_t OnlineModel::TakeChanges(ChangeSet& out) {
   // Reads rows, writes only the change-tracking members (no const method reads those): may run
   // beside const readers, never beside Observe()/ForgetUser() (see Engine::TakeChanges).
   std::sort(dirty_users_.begin(), dirty_users_.end());
@@ -549,8 +549,8 @@ void OnlineModel::TakeChanges(ChangeSet& out) {
     ExportRow(r, out.edges);
   }
   edge_scratch_.clear();
-  dirty_edges_.AppendTo(edge_scratch_);
-  std::sort(edge_scratch_.begin(), edge_scratch_.end());
+  dirty_edges_.AppendTo(edge_scratch_);  // unsorted: sorting is the caller's, off the lock
+  const size_t patches = out.edges.size();
   out.edges.reserve(out.edges.size() + edge_scratch_.size());
   for (uint64_t e : edge_scratch_) {
     const auto a = static_cast<uint32_t>(e >> 32);
@@ -567,6 +567,13 @@ void OnlineModel::TakeChanges(ChangeSet& out) {
   rewritten_rows_.clear();
   forgotten_users_.clear();
   dirty_edges_.Clear();
+  return patches;
+}
+
+void SortEdgePatches(ChangeSet& cs, size_t first_patch) {
+  std::sort(
+      cs.edges.begin() + static_cast<std::ptrdiff_t>(first_patch), cs.edges.end(),
+      [](const EdgeState& x, const EdgeState& y) { return x.a != y.a ? x.a < y.a : x.b < y.b; });
 }
 
 UserState OnlineModel::ExportUser(uint32_t u) const {

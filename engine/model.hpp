@@ -65,6 +65,10 @@ struct Because {
   float score;
 };
 
+// Sorts the edge patches of a ChangeSet (from `first_patch`, as OnlineModel::TakeChanges
+// returned) by (a, b): storage writes one key per run of a row.
+void SortEdgePatches(ChangeSet& cs, size_t first_patch);
+
 class OnlineModel final : public StreamingScorer {
  public:
   // `opts` must have passed config validation.
@@ -131,7 +135,9 @@ class OnlineModel final : public StreamingScorer {
   void SetChangeTracking(bool on) { track_changes_ = on; }
   // Reads rows and writes only the change record, which no const method reads: it may run
   // concurrently with const readers, but never with Observe(), ForgetUser() or an import.
-  void TakeChanges(ChangeSet& out);
+  // Returns where the edge patches start in out.edges: they are in no particular order, and the
+  // caller sorts them by (a, b) (SortEdgePatches) after releasing its lock.
+  [[nodiscard]] size_t TakeChanges(ChangeSet& out);
   UserState ExportUser(uint32_t u) const;
   ItemState ExportItem(uint32_t i) const;
   GlobalState ExportGlobal() const;
@@ -235,7 +241,7 @@ class OnlineModel final : public StreamingScorer {
   std::vector<uint8_t> user_dirty_, item_dirty_, row_rewritten_;
   std::vector<uint32_t> dirty_users_, dirty_items_, rewritten_rows_, forgotten_users_;
   DirtyKeySet dirty_edges_;
-  std::vector<uint64_t> edge_scratch_;  // TakeChanges: the dirty edges, sorted
+  std::vector<uint64_t> edge_scratch_;  // TakeChanges: the dirty edges
   std::vector<uint32_t> pruned_scratch_;
 
   // Scratch buffers reused across events (no allocation on the hot path).

@@ -538,8 +538,8 @@ TEST_F(HttpTest, StatsReportsEngineAndPartitions) {
   for (const char* table : {"users", "items"}) {
     const json& ix = j["index"][table];
     EXPECT_EQ(ix["mode"], "exact") << table;
-    for (const char* f :
-         {"indexed", "deleted", "recall_samples", "reinserts", "deferred", "builds"})
+    for (const char* f : {"indexed", "deleted", "recall_samples", "recall_window_samples",
+                          "reinserts", "deferred", "builds"})
       EXPECT_TRUE(ix[f].is_number_integer()) << table << "." << f;
     EXPECT_TRUE(ix["recall_at_10"].is_number()) << table;
     EXPECT_TRUE(ix["building"].is_boolean()) << table;

@@ -75,12 +75,14 @@ def read_env(path):
 
 
 def read_steps(path):
-    """name -> {finished, seconds, status} from steps.tsv."""
+    """name -> {finished, seconds, status[, commit, load]} from steps.tsv."""
     steps = {}
     for line in (read_text(path) or "").splitlines():
         parts = line.split("\t")
-        if len(parts) == 4:
+        if len(parts) >= 4:
             steps[parts[0]] = {"finished": parts[1], "seconds": int(parts[2]), "status": parts[3]}
+        if len(parts) >= 6:
+            steps[parts[0]].update(commit=parts[4], load=parts[5])
     return steps
 
 
@@ -152,6 +154,8 @@ def command_block(out, step, steps):
     cmd = (read_text(out / f"{step}.cmd") or "").strip()
     info = steps.get(step)
     took = f" — ran {info['seconds']} s, finished {info['finished']}" if info else ""
+    if info and "commit" in info:
+        took += f", commit `{info['commit']}`, load average {info['load']} at its start"
     lines = [f"Command (from the repository root){took}:", "", "```sh", cmd, "```", ""]
     return lines
 
@@ -221,8 +225,10 @@ def machine_section(env):
         ("OS, kernel", f"{os_name()}, {platform.system()} {platform.release()}"),
         ("compiler", compiler_version(cache)),
         ("build", f"`{env.get('build_dir', '?')}`, {build_type}: `{flags} -march={arch or 'default'}`"),
-        ("git commit", f"`{commit}`{dirty}"),
-        ("date (UTC)", f"{env.get('started', '?')} to {env.get('finished', '?')}"),
+        ("git commit (last run of the suite)", f"`{commit}`{dirty}"),
+        ("date (UTC, last run of the suite)", f"{env.get('started', '?')} to {env.get('finished', '?')}"),
+        ("steps of that run", f"{env.get('steps', '?')} (each step's own commit and time are "
+                              "under its command: a partial re-run keeps the others')"),
         ("load average (1, 5, 15 min)", f"{env.get('loadavg_start', '?')} at start, "
                                         f"{env.get('loadavg_end', '?')} at end"),
         ("single-threaded benchmarks pinned with", f"`{env.get('pin', 'none')}`"),

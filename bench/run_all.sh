@@ -225,11 +225,18 @@ run_step() {
   echo >>"${out_dir}/${name}.cmd"
   log "== ${name}: $(cat "${out_dir}/${name}.cmd")"
   local started=${SECONDS} status=0
+  local load commit
+  load="$(cut -d' ' -f1-3 /proc/loadavg)"
+  commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  if [[ -n "$(GIT_OPTIONAL_LOCKS=0 git status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
+    commit="${commit}+changes"
+  fi
   with_peak_rss "${out_dir}/${name}.time" "$@" 2>&1 | tee "${out_dir}/${name}.log" || status=$?
   local took=$((SECONDS - started))
   grep -v "^${name}	" "${out_dir}/steps.tsv" >"${out_dir}/steps.tsv.tmp" 2>/dev/null || true
-  printf '%s\t%s\t%s\t%s\n' "${name}" "$(date -u '+%Y-%m-%dT%H:%M:%SZ')" "${took}" "${status}" \
-    >>"${out_dir}/steps.tsv.tmp"
+  # Per step, so a partial re-run (STEPS=...) keeps each figure's own provenance.
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "${name}" "$(date -u '+%Y-%m-%dT%H:%M:%SZ')" "${took}" \
+    "${status}" "${commit}" "${load}" >>"${out_dir}/steps.tsv.tmp"
   mv "${out_dir}/steps.tsv.tmp" "${out_dir}/steps.tsv"
   if ((status != 0)); then
     log "== ${name} FAILED (exit ${status}) after ${took}s; last lines of ${out_dir}/${name}.log:" >&2

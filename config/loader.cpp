@@ -208,7 +208,8 @@ std::vector<Binding> MakeBindings() {
       {.section = "storage",
        .key = "flush_max_dirty",
        .field = At(&Options::storage, &StorageOptions::flush_max_dirty),
-       .doc = "Flush early once this many rows are dirty.",
+       .doc = "Flush early once this many applied events are not yet durable; at twice this "
+              "many, the Kafka consumer pauses until a flush lands (bounded memory).",
        .range = Closed(1, 1e9)},
       // server
       {.section = "server",

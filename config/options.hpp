@@ -39,7 +39,8 @@ struct StorageOptions {
   std::string path = "./simstream-data";
   // Flush dirty rows and offsets at least this often, in milliseconds. Default: 1000.
   int64_t flush_interval_ms = 1000;
-  // Flush early once this many rows are dirty. Default: 100000.
+  // Flush early once this many applied events are not yet durable; at twice this many, the
+  // Kafka consumer pauses until a flush lands (bounded memory). Default: 100000.
   int64_t flush_max_dirty = 100000;
 };
 

@@ -170,12 +170,19 @@ void Flusher::Run() {
     if (stop_) break;
     due_ = false;
     lock.unlock();
-    if (Status st = FlushNow(); !st.ok()) {
+    const Status st = FlushNow();
+    if (!st.ok()) {
       // No caller to return it to: say it once per failure (stats() keeps it for /metrics).
       std::fprintf(stderr, "simstream: storage flush failed, changes kept for retry: %s: %s\n",
                    st.error().code.c_str(), st.error().message.c_str());
     }
     lock.lock();
+    // The learner got a trigger's worth ahead during the write (the consumer may be paused on
+    // Behind(), sending no Nudge): flush again now, not at the end of the interval. A failed
+    // write is retried at the interval instead.
+    if (st.ok() &&
+        NotDurable() >= static_cast<uint64_t>(std::max<int64_t>(opts_.flush_max_dirty, 1)))
+      due_ = true;
   }
 }
 

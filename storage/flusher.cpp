@@ -63,6 +63,10 @@ engine::ChangeSet MergeChangeSets(engine::ChangeSet older, engine::ChangeSet new
 Flusher::Flusher(engine::Engine& engine, StateStore& store, const config::StorageOptions& opts)
     : engine_(engine), store_(store), opts_(opts) {
   engine_.SetChangeTracking(true);
+  // What the engine holds now was loaded from the store: it is durable. (Counting it as not
+  // durable would have Behind() pause a restarted consumer until the first flush.)
+  stats_.events_flushed = engine_.events_applied();
+  events_flushed_.store(stats_.events_flushed);
 }
 
 Flusher::~Flusher() {

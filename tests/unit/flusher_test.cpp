@@ -226,6 +226,30 @@ TEST(Flusher, BehindBoundsWhatIsNotDurable) {
   EXPECT_EQ(store.batches[1].events_applied, 1600u);
 }
 
+// A restarted daemon's flusher starts with the loaded state counted as durable: the consumer is
+// not paused, and no flush is due, before it applies anything new.
+TEST(Flusher, LoadedStateCountsAsDurable) {
+  config::Options o = SmallOptions();
+  o.storage.flush_max_dirty = 500;
+  const auto ev = Stream(1500, 6);
+  engine::Engine before(o);
+  auto store = NewInMemoryStore(o.model, "events");
+  {
+    Flusher flusher(before, *store, o.storage);
+    ApplyRange(before, ev, 0, 1200);
+    ASSERT_TRUE(flusher.FlushNow().ok());
+  }
+  engine::Engine after(o);
+  ASSERT_TRUE(store->LoadInto(after).ok());
+  ASSERT_EQ(after.events_applied(), 1200u);
+  Flusher flusher(after, *store, o.storage);
+  EXPECT_FALSE(flusher.Behind());
+  EXPECT_EQ(flusher.stats().events_flushed, 1200u);
+  ApplyRange(after, ev, 1200, 1499);
+  ASSERT_TRUE(flusher.MaybeFlush().ok());
+  EXPECT_EQ(flusher.stats().flushes, 0u) << "299 new events: under the trigger";
+}
+
 // The daemon's size trigger: Nudge() hands the flush to the background thread (the learner
 // does not wait for RocksDB). Below the trigger it does nothing.
 TEST(Flusher, NudgeFlushesOnTheBackgroundThread) {

@@ -120,14 +120,17 @@ uint64_t Flusher::NotDurable() const {
   return applied > flushed ? applied - flushed : 0;
 }
 
+uint64_t Flusher::Trigger() const {
+  return static_cast<uint64_t>(std::max<int64_t>(opts_.flush_max_dirty, 1));
+}
+
 Status Flusher::MaybeFlush() {
-  if (NotDurable() < static_cast<uint64_t>(std::max<int64_t>(opts_.flush_max_dirty, 1)))
-    return Status::Ok();
+  if (NotDurable() < Trigger()) return Status::Ok();
   return FlushNow();
 }
 
 void Flusher::Nudge() {
-  if (NotDurable() < static_cast<uint64_t>(std::max<int64_t>(opts_.flush_max_dirty, 1))) return;
+  if (NotDurable() < Trigger()) return;
   {
     std::lock_guard lock(thread_mu_);
     due_ = true;
@@ -137,7 +140,7 @@ void Flusher::Nudge() {
 
 bool Flusher::Behind() const {
   if (failed_pending_.load()) return true;
-  return NotDurable() >= 2 * static_cast<uint64_t>(std::max<int64_t>(opts_.flush_max_dirty, 1));
+  return NotDurable() >= 2 * Trigger();
 }
 
 void Flusher::Start() {
@@ -184,9 +187,7 @@ void Flusher::Run() {
     // The learner got a trigger's worth ahead during the write (the consumer may be paused on
     // Behind(), sending no Nudge): flush again now, not at the end of the interval. A failed
     // write is retried at the interval instead.
-    if (st.ok() &&
-        NotDurable() >= static_cast<uint64_t>(std::max<int64_t>(opts_.flush_max_dirty, 1)))
-      due_ = true;
+    if (st.ok() && NotDurable() >= Trigger()) due_ = true;
   }
 }
 

@@ -78,6 +78,7 @@ class Flusher {
  private:
   void Run();
   uint64_t NotDurable() const;  // events applied since the last successful flush
+  uint64_t Trigger() const;     // storage.flush_max_dirty, at least 1
 
   engine::Engine& engine_;
   StateStore& store_;

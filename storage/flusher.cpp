@@ -66,7 +66,6 @@ Flusher::Flusher(engine::Engine& engine, StateStore& store, const config::Storag
   // What the engine holds now was loaded from the store: it is durable. (Counting it as not
   // durable would have Behind() pause a restarted consumer until the first flush.)
   stats_.events_flushed = engine_.events_applied();
-  events_flushed_.store(stats_.events_flushed);
 }
 
 Flusher::~Flusher() {
@@ -83,22 +82,21 @@ Status Flusher::FlushNow() {
     pending_.reset();
   }
   // Nothing new since the last write: skip it (an idle daemon does not write every interval).
-  if (cs.empty() && wrote_once_ && cs.events_applied == events_flushed_.load() &&
+  // stats_ changes only here, under flush_mu_: reading it without stats_mu_ is safe.
+  if (cs.empty() && stats_.flushes > 0 && cs.events_applied == stats_.events_flushed &&
       cs.next_offsets == last_offsets_)
     return Status::Ok();
   Status st = store_.Write(cs);
   if (!st.ok()) {
+    pending_ = std::move(cs);
     std::lock_guard stats_lock(stats_mu_);
     ++stats_.failures;
     stats_.last_error = st.error();
     stats_.pending = true;
-    failed_pending_.store(true);
-    pending_ = std::move(cs);
     return st;
   }
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  wrote_once_ = true;
   last_offsets_ = cs.next_offsets;
   std::lock_guard stats_lock(stats_mu_);
   ++stats_.flushes;
@@ -109,13 +107,15 @@ Status Flusher::FlushNow() {
   stats_.events_flushed = cs.events_applied;
   stats_.pending = false;
   stats_.last_error.reset();
-  events_flushed_.store(cs.events_applied);
-  failed_pending_.store(false);
   return Status::Ok();
 }
 
 uint64_t Flusher::NotDurable() const {
-  const uint64_t flushed = events_flushed_.load();
+  uint64_t flushed;
+  {
+    std::lock_guard lock(stats_mu_);
+    flushed = stats_.events_flushed;
+  }
   const uint64_t applied = engine_.events_applied();
   return applied > flushed ? applied - flushed : 0;
 }
@@ -139,7 +139,10 @@ void Flusher::Nudge() {
 }
 
 bool Flusher::Behind() const {
-  if (failed_pending_.load()) return true;
+  {
+    std::lock_guard lock(stats_mu_);
+    if (stats_.pending) return true;
+  }
   return NotDurable() >= 2 * Trigger();
 }
 

@@ -13,7 +13,6 @@
 // flush; the destructor runs Stop() unless it already ran.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -83,17 +82,16 @@ class Flusher {
   engine::Engine& engine_;
   StateStore& store_;
   const config::StorageOptions opts_;
-  // Serialises flushes (held through the write) and guards pending_, last_offsets_ and
-  // wrote_once_. Nothing the consumer or HTTP threads call waits for it: they read the atomics
-  // and stats_ (its own short-held mutex) instead, not blocking behind a RocksDB write.
+  // Serialises flushes (held through the write) and guards pending_ and last_offsets_. Nothing
+  // the consumer or HTTP threads call waits for it: they read stats_ under stats_mu_, which is
+  // held only to copy or update it, so they never wait behind a RocksDB write.
   std::mutex flush_mu_;
   std::optional<engine::ChangeSet> pending_;
   std::map<int32_t, int64_t> last_offsets_;  // of the last successful write
-  bool wrote_once_ = false;
-  mutable std::mutex stats_mu_;  // guards stats_
+  // Written only by FlushNow (under flush_mu_ and stats_mu_), so FlushNow reads it without
+  // stats_mu_; everyone else reads it under stats_mu_.
+  mutable std::mutex stats_mu_;
   FlushStats stats_;
-  std::atomic<uint64_t> events_flushed_{0};  // stats_.events_flushed
-  std::atomic<bool> failed_pending_{false};  // stats_.pending
   std::mutex thread_mu_;
   std::condition_variable wake_;
   bool stop_ = false;

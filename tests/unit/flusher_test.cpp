@@ -288,7 +288,9 @@ TEST(Flusher, BackgroundThreadFlushesOnItsIntervalAndStopFlushesTheRest) {
   flusher.Start();
   ApplyRange(e, ev, 0, 1000);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (store->EventsApplied().value() < 1000 && std::chrono::steady_clock::now() < deadline)
+  // Wait on the flusher's own record: it is updated after the store write returns, so
+  // polling the store and then reading stats() would race with that update.
+  while (flusher.stats().events_flushed < 1000 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_GE(flusher.stats().flushes, 1u);
   EXPECT_EQ(store->EventsApplied().value(), 1000u);

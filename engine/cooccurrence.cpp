@@ -23,7 +23,7 @@ void SparseRow::Rehash(size_t capacity) {
   }
 }
 
-void SparseRow::Add(uint32_t key, float delta) {
+float SparseRow::Add(uint32_t key, float delta) {
   if (slots_.empty()) Rehash(8);
   if ((size_ + 1) * 4 > slots_.size() * 3) Rehash(slots_.size() * 2);
   const size_t mask = slots_.size() - 1;
@@ -34,6 +34,7 @@ void SparseRow::Add(uint32_t key, float delta) {
     ++size_;
   }
   slots_[s].val += delta;
+  return slots_[s].val;
 }
 
 void SparseRow::Set(uint32_t key, float value) {
@@ -75,13 +76,14 @@ void SparseRow::PruneTo(size_t keep) {
 }
 
 void CooccurrenceGraph::Link(uint32_t item, std::span<const uint32_t> recent, float w,
-                             std::vector<uint32_t>* pruned) {
+                             std::vector<uint32_t>* pruned, std::vector<float>* weights) {
   counts_[item] += w;
   norms_[item] = NormOf(counts_[item]);
   for (uint32_t other : recent) {
     if (other == item) continue;
-    rows_[item].Add(other, w);
-    rows_[other].Add(item, w);
+    const float forward = rows_[item].Add(other, w);
+    const float backward = rows_[other].Add(item, w);
+    if (weights) weights->insert(weights->end(), {forward, backward});
     // Prune with slack (to 3/4 of the cap) so pruning cost is amortised.
     if (rows_[other].size() > max_row_) {
       rows_[other].PruneTo(max_row_ * 3 / 4);

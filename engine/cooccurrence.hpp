@@ -17,7 +17,8 @@ class SparseRow {
  public:
   static constexpr uint32_t kEmpty = 0xFFFFFFFFu;
 
-  void Add(uint32_t key, float delta);
+  // Adds `delta` to the value of `key` (inserting it at 0) and returns the new value.
+  float Add(uint32_t key, float delta);
   // Sets the value of `key` (inserting it); storage restore.
   void Set(uint32_t key, float value);
   float Get(uint32_t key) const;
@@ -53,9 +54,11 @@ class CooccurrenceGraph {
   }
   // Records an interaction with `item` after `recent` (most recent first): symmetric links of
   // weight `w` to each. `count` of the item grows by w. Rows that were pruned (lost entries)
-  // are appended to `pruned` when it is given.
+  // are appended to `pruned` when it is given. `weights`, when given, gets the new weights
+  // w(item, j) and w(j, item) of each linked j (each j of `recent` but `item`, in order), as
+  // they were before any pruning.
   void Link(uint32_t item, std::span<const uint32_t> recent, float w,
-            std::vector<uint32_t>* pruned = nullptr);
+            std::vector<uint32_t>* pruned = nullptr, std::vector<float>* weights = nullptr);
   // Restores state (storage load): the count of an item, one directed edge.
   void SetCount(uint32_t item, float count) {
     counts_[item] = count;

@@ -226,7 +226,8 @@ void Engine::TakeChanges(ChangeSet& out) {
   //   TakeChanges touch and no reader reads. write_mu_ makes us the only one of those.
   // - write_mu_ (not mu_) is what Apply() waits on meanwhile, so the writer-preferring mu_ sees
   //   no waiting writer and lets queries in: only the learner waits for the copy.
-  size_t patches = 0;
+  // take_mu_: the edges one take hands over are read (FinishTakeChanges) before the next take.
+  std::lock_guard taking(take_mu_);
   {
     std::lock_guard writer(write_mu_);
     std::shared_lock lock(mu_);
@@ -234,7 +235,7 @@ void Engine::TakeChanges(ChangeSet& out) {
       tracking_ = true;
       model_.SetChangeTracking(true);
     }
-    patches = model_.TakeChanges(out);
+    model_.TakeChanges(out);
     out.new_user_ids = std::move(new_user_ids_);
     out.new_item_ids = std::move(new_item_ids_);
     new_user_ids_.clear();
@@ -242,7 +243,7 @@ void Engine::TakeChanges(ChangeSet& out) {
     out.next_offsets = next_offsets_;
     out.events_applied = events_applied_.load(std::memory_order_relaxed);
   }
-  SortEdgePatches(out, patches);  // the learner goes on meanwhile
+  model_.FinishTakeChanges(out);  // the learner goes on meanwhile
 }
 
 void Engine::RestoreUserId(uint32_t index, std::string_view id) {

@@ -7,7 +7,9 @@
 // TakeChanges() (the flusher) copies the dirty rows under the *shared* lock while holding
 // write_mu_, which every writer takes before the exclusive lock: the state cannot change during
 // the copy (so it matches next_offsets/events_applied exactly), queries keep running, and only
-// the learner waits. Lock order: write_mu_, then mu_.
+// the learner waits. The changed co-occurrence edges are handed over in O(1) under the lock and
+// read after it (their weights were recorded as they changed). Lock order: take_mu_, write_mu_,
+// mu_.
 // Exactly-once: events carry their (partition, offset); an event at or below the last applied
 // offset of its partition is skipped, so redelivery after a crash is harmless.
 #pragma once
@@ -181,6 +183,9 @@ class Engine {
   // TakeChanges. A writer waiting here is not a waiting writer of mu_, so it does not hold up
   // new readers while TakeChanges copies under the shared lock. Taken before mu_.
   std::mutex write_mu_;
+  // Held through a whole TakeChanges, the part after the locks included: one take at a time.
+  // Taken before write_mu_.
+  std::mutex take_mu_;
   mutable WriterPreferringMutex mu_;  // the learner must not starve behind queries
   OnlineModel model_;
   IdInterner users_, items_;

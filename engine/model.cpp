@@ -2,6 +2,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 
 #include "engine/rng.hpp"
@@ -350,12 +351,15 @@ void OnlineModel::Observe(const Interaction& x) {
     }
     const std::span<const uint32_t> linked(link_scratch_);
     pruned_scratch_.clear();
-    graph_.Link(x.item, linked, 1.0f, track_changes_ ? &pruned_scratch_ : nullptr);
+    link_weights_.clear();
+    graph_.Link(x.item, linked, 1.0f, track_changes_ ? &pruned_scratch_ : nullptr,
+                track_changes_ ? &link_weights_ : nullptr);
     if (track_changes_) {
+      size_t next = 0;
       for (uint32_t other : linked) {
         if (other == x.item) continue;
-        MarkEdge(x.item, other);
-        MarkEdge(other, x.item);
+        MarkEdge(x.item, other, link_weights_[next++]);
+        MarkEdge(other, x.item, link_weights_[next++]);
       }
       for (uint32_t r : pruned_scratch_) {
         // After a restart the flags cover only items marked since; rows pruned here can be older.
@@ -525,9 +529,10 @@ void OnlineModel::MarkItem(uint32_t i) {
   if (!item_dirty_[i]) item_dirty_[i] = 1, dirty_items_.push_back(i);
 }
 
-size_t OnlineModel::TakeChanges(ChangeSet& out) {
+void OnlineModel::TakeChanges(ChangeSet& out) {
   // Reads rows, writes only the change-tracking members (no const method reads those): may run
   // beside const readers, never beside Observe()/ForgetUser() (see Engine::TakeChanges).
+  assert(taken_edges_.empty() && "FinishTakeChanges() did not run after the last TakeChanges()");
   std::sort(dirty_users_.begin(), dirty_users_.end());
   std::sort(dirty_items_.begin(), dirty_items_.end());
   out.users.reserve(out.users.size() + dirty_users_.size());
@@ -548,32 +553,32 @@ size_t OnlineModel::TakeChanges(ChangeSet& out) {
     out.rewritten_rows.push_back(r);
     ExportRow(r, out.edges);
   }
-  edge_scratch_.clear();
-  dirty_edges_.AppendTo(edge_scratch_);  // unsorted: sorting is the caller's, off the lock
-  const size_t patches = out.edges.size();
-  out.edges.reserve(out.edges.size() + edge_scratch_.size());
-  for (uint64_t e : edge_scratch_) {
-    const auto a = static_cast<uint32_t>(e >> 32);
-    const auto b = static_cast<uint32_t>(e);
-    if (row_rewritten_.size() > a &&
-        std::binary_search(rewritten_rows_.begin(), rewritten_rows_.end(), a))
-      continue;  // already written whole
-    out.edges.push_back({a, b, graph_.Weight(a, b)});
-  }
+  std::swap(taken_edges_, dirty_edges_);  // the emptied map of the last take comes back
+  taken_rewritten_.swap(rewritten_rows_);
   out.global = ExportGlobal();
   out.dim = dim_;
   dirty_users_.clear();
   dirty_items_.clear();
   rewritten_rows_.clear();
   forgotten_users_.clear();
-  dirty_edges_.Clear();
-  return patches;
 }
 
-void SortEdgePatches(ChangeSet& cs, size_t first_patch) {
+void OnlineModel::FinishTakeChanges(ChangeSet& out) {
+  const size_t first = out.edges.size();
+  out.edges.reserve(first + taken_edges_.size());
+  taken_edges_.ForEach([&](uint64_t e, float w) {
+    const auto a = static_cast<uint32_t>(e >> 32);
+    const auto b = static_cast<uint32_t>(e);
+    if (!taken_rewritten_.empty() &&
+        std::binary_search(taken_rewritten_.begin(), taken_rewritten_.end(), a))
+      return;  // written whole by TakeChanges
+    out.edges.push_back({a, b, w});
+  });
   std::sort(
-      cs.edges.begin() + static_cast<std::ptrdiff_t>(first_patch), cs.edges.end(),
+      out.edges.begin() + static_cast<std::ptrdiff_t>(first), out.edges.end(),
       [](const EdgeState& x, const EdgeState& y) { return x.a != y.a ? x.a < y.a : x.b < y.b; });
+  taken_edges_.Clear();
+  taken_rewritten_.clear();
 }
 
 UserState OnlineModel::ExportUser(uint32_t u) const {

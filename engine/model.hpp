@@ -65,10 +65,6 @@ struct Because {
   float score;
 };
 
-// Sorts the edge patches of a ChangeSet (from `first_patch`, as OnlineModel::TakeChanges
-// returned) by (a, b): storage writes one key per run of a row.
-void SortEdgePatches(ChangeSet& cs, size_t first_patch);
-
 class OnlineModel final : public StreamingScorer {
  public:
   // `opts` must have passed config validation.
@@ -130,14 +126,19 @@ class OnlineModel final : public StreamingScorer {
   const config::ModelOptions& options() const { return opts_; }
 
   // ---- Durable state -------------------------------------------------------------------
-  // With tracking on, Observe() and ForgetUser() record which rows changed; TakeChanges()
-  // copies them into `out` and clears the record. Off by default (evaluation, benchmarks).
+  // With tracking on, Observe() and ForgetUser() record what changed; TakeChanges() and then
+  // FinishTakeChanges() copy it into `out` and clear the record. Off by default (evaluation,
+  // benchmarks).
   void SetChangeTracking(bool on) { track_changes_ = on; }
-  // Reads rows and writes only the change record, which no const method reads: it may run
-  // concurrently with const readers, but never with Observe(), ForgetUser() or an import.
-  // Returns where the edge patches start in out.edges: they are in no particular order, and the
-  // caller sorts them by (a, b) (SortEdgePatches) after releasing its lock.
-  [[nodiscard]] size_t TakeChanges(ChangeSet& out);
+  // Copies the changed rows and hands the changed edges over to FinishTakeChanges(). Reads rows
+  // and writes only the change record, which no const method reads: it may run concurrently
+  // with const readers, but never with Observe(), ForgetUser() or an import.
+  void TakeChanges(ChangeSet& out);
+  // Appends the edges handed over by the last TakeChanges() to out.edges, sorted by (a, b),
+  // with their weights as of that TakeChanges(): storage writes one key per run of a row. It
+  // reads only what was handed over, so it may run beside anything, Observe() included (the
+  // caller releases its lock first); it must end before the next TakeChanges() starts.
+  void FinishTakeChanges(ChangeSet& out);
   UserState ExportUser(uint32_t u) const;
   ItemState ExportItem(uint32_t i) const;
   GlobalState ExportGlobal() const;
@@ -170,9 +171,7 @@ class OnlineModel final : public StreamingScorer {
   };
   void MarkUser(uint32_t u);
   void MarkItem(uint32_t i);
-  void MarkEdge(uint32_t a, uint32_t b) {
-    if (track_changes_) dirty_edges_.Insert(uint64_t{a} << 32 | b);
-  }
+  void MarkEdge(uint32_t a, uint32_t b, float w) { dirty_edges_.Set(DirtyEdges::Key(a, b), w); }
 
   // Grows the tables to hold index u / i; new rows get their seeded random start, except the
   // last one when `init` is false (an import overwrites it).
@@ -240,9 +239,13 @@ class OnlineModel final : public StreamingScorer {
   bool track_changes_ = false;
   std::vector<uint8_t> user_dirty_, item_dirty_, row_rewritten_;
   std::vector<uint32_t> dirty_users_, dirty_items_, rewritten_rows_, forgotten_users_;
-  DirtyKeySet dirty_edges_;
-  std::vector<uint64_t> edge_scratch_;  // TakeChanges: the dirty edges
+  DirtyEdges dirty_edges_;
+  // Handed from TakeChanges() to FinishTakeChanges(): the changed edges, and the rows written
+  // whole (sorted), whose edges are not patched.
+  DirtyEdges taken_edges_;
+  std::vector<uint32_t> taken_rewritten_;
   std::vector<uint32_t> pruned_scratch_;
+  std::vector<float> link_weights_;
 
   // Scratch buffers reused across events (no allocation on the hot path).
   std::vector<float> grad_q_, grad_pos_, grad_negs_, grad_neg_bias_, q_tmp_;

@@ -7,8 +7,11 @@
 #include <cmath>
 #include <map>
 #include <random>
+#include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "engine/dirty_set.hpp"
 
 namespace simstream::engine {
 namespace {
@@ -55,8 +58,9 @@ TEST(SparseRowTest, MatchesStdMapUnderRandomAddGet) {
     for (int step = 0; step < 6000; ++step) {
       const uint32_t k = key(rng);
       const float d = delta(rng);
-      row.Add(k, d);
+      const float now = row.Add(k, d);
       twin[k] += d;
+      ASSERT_EQ(now, twin[k]) << "Add returns the new value";
       ASSERT_EQ(row.size(), twin.size());
       // Probe a present key and a random (often absent) one.
       ASSERT_EQ(row.Get(k), twin[k]);
@@ -134,13 +138,16 @@ TEST(CooccurrenceGraphTest, LinkMatchesNaiveMap) {
     std::vector<uint32_t> recent(rng() % 8);
     for (auto& r : recent) r = static_cast<uint32_t>(rng() % kItems);
     const float w = (rng() % 2 == 0) ? 1.0f : 0.5f;
-    graph.Link(item, recent, w);
+    std::vector<float> reported{-1.0f};  // Link appends: what was there stays
+    graph.Link(item, recent, w, nullptr, &reported);
     count[item] += w;
+    std::vector<float> want{-1.0f};
     for (uint32_t other : recent) {
       if (other == item) continue;
-      weight[{item, other}] += w;
-      weight[{other, item}] += w;
+      want.push_back(weight[{item, other}] += w);
+      want.push_back(weight[{other, item}] += w);
     }
+    ASSERT_EQ(reported, want) << "step " << step;
   }
   for (uint32_t a = 0; a < kItems; ++a) {
     EXPECT_EQ(graph.Count(a), count[a]);
@@ -214,6 +221,44 @@ TEST(CooccurrenceGraphTest, PruningBoundsRows) {
     });
   }
   EXPECT_GE(max_size, kMaxRow * 3 / 4);  // pruning did happen
+}
+
+// DirtyEdges against an std::unordered_map twin: overwrites keep the last weight, Clear()
+// (including the shrinking path after a burst) empties it, and it stays usable after.
+TEST(DirtyEdgesTest, MatchesUnorderedMapAcrossClears) {
+  std::mt19937_64 rng(77);
+  DirtyEdges edges;
+  std::unordered_map<uint64_t, float> twin;
+  auto contents = [&] {
+    std::unordered_map<uint64_t, float> out;
+    edges.ForEach([&](uint64_t k, float w) {
+      EXPECT_TRUE(out.emplace(k, w).second) << "key " << k << " visited twice";
+    });
+    return out;
+  };
+  // Rounds of very different sizes: growth, the burst that shrinks on Clear(), small rounds.
+  for (size_t round_size : {10u, 5000u, 200000u, 30u, 3000u, 0u, 70000u}) {
+    for (size_t n = 0; n < round_size; ++n) {
+      // Few distinct a, many b: keys collide in their high half, as edges of one row do.
+      const auto a = static_cast<uint32_t>(rng() % 97);
+      const auto b = static_cast<uint32_t>(rng() % (round_size / 4 + 1));
+      const float w = static_cast<float>(rng() % 1000) / 8.0f;
+      edges.Set(DirtyEdges::Key(a, b), w);
+      twin[(uint64_t{a} << 32) | b] = w;
+    }
+    ASSERT_EQ(edges.size(), twin.size());
+    ASSERT_EQ(edges.empty(), twin.empty());
+    ASSERT_EQ(contents(), twin) << "round of " << round_size;
+    edges.Clear();
+    twin.clear();
+    ASSERT_EQ(edges.size(), 0u);
+    ASSERT_TRUE(contents().empty());
+  }
+  // The largest real key (the only unstorable one is (2^32 - 1, 2^32 - 1)).
+  edges.Set(DirtyEdges::Key(0xFFFFFFFEu, 0xFFFFFFFFu), 2.0f);
+  edges.Set(DirtyEdges::Key(0xFFFFFFFFu, 0xFFFFFFFEu), 3.0f);
+  EXPECT_EQ(contents(), (std::unordered_map<uint64_t, float>{{0xFFFFFFFEFFFFFFFFull, 2.0f},
+                                                             {0xFFFFFFFFFFFFFFFEull, 3.0f}}));
 }
 
 }  // namespace

@@ -306,7 +306,8 @@ TYPED_TEST(StateStoreContract, ReloadedGraphIsExactlyTheLiveGraph) {
   uint64_t key = 0;
   auto flush = [&] {
     engine::ChangeSet cs;
-    engine::SortEdgePatches(cs, live.TakeChanges(cs));  // as Engine::TakeChanges does
+    live.TakeChanges(cs);
+    live.FinishTakeChanges(cs);  // as Engine::TakeChanges does
     rewrites += cs.rewritten_rows.size();
     ASSERT_TRUE(store->Write(cs).ok());
   };

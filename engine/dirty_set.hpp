@@ -1,6 +1,6 @@
 // The co-occurrence edges changed between flushes, each with its weight as last changed.
 //
-// Open addressing with linear probing in flat arrays: marking an edge on the learner's hot path
+// Open addressing with linear probing in one flat array: marking an edge on the learner's hot path
 // allocates nothing, and taking the edges is one sequential scan. It replaced an
 // std::unordered_set<uint64_t>, whose node per key cost an allocation per marked edge in
 // Observe() and, at a flush of ~570k edges, a pointer chase to count, copy and free every node
@@ -27,16 +27,16 @@ class DirtyEdges {
 
   // Records that edge `key` now has weight `w` (a later Set of the same key overwrites).
   void Set(uint64_t key, float w) {
-    if ((size_ + 1) * 2 > keys_.size()) Grow();  // load factor <= 1/2: short probes
-    const size_t mask = keys_.size() - 1;
+    if ((size_ + 1) * 2 > slots_.size()) Grow();  // load factor <= 1/2: short probes
+    const size_t mask = slots_.size() - 1;
     for (size_t i = Hash(key) & mask;; i = (i + 1) & mask) {
-      if (keys_[i] == key) {
-        weights_[i] = w;
+      Slot& s = slots_[i];
+      if (s.key == key) {
+        s.w = w;
         return;
       }
-      if (keys_[i] == kEmpty) {
-        keys_[i] = key;
-        weights_[i] = w;
+      if (s.key == kEmpty) {
+        s = Slot{key, w};
         ++size_;
         return;
       }
@@ -48,18 +48,16 @@ class DirtyEdges {
   template <typename F>
   void ForEach(F&& f) const {
     if (size_ == 0) return;
-    for (size_t i = 0; i < keys_.size(); ++i)
-      if (keys_[i] != kEmpty) f(keys_[i], weights_[i]);
+    for (const Slot& s : slots_)
+      if (s.key != kEmpty) f(s.key, s.w);
   }
   void Clear() {
     if (size_ == 0) return;
-    if (keys_.size() > kMinSlots && size_ * 16 < keys_.size()) {
-      keys_.assign(keys_.size() / 4, kEmpty);  // a burst is over: give most of it back
-      weights_.assign(keys_.size(), 0.0f);
-      weights_.shrink_to_fit();
-      keys_.shrink_to_fit();
+    if (slots_.size() > kMinSlots && size_ * 16 < slots_.size()) {
+      // A burst is over: give most of it back (assign alone would keep the capacity).
+      std::vector<Slot>(slots_.size() / 4, Slot{}).swap(slots_);
     } else {
-      std::fill(keys_.begin(), keys_.end(), kEmpty);
+      std::fill(slots_.begin(), slots_.end(), Slot{});
     }
     size_ = 0;
   }
@@ -75,17 +73,19 @@ class DirtyEdges {
     return k;
   }
   void Grow() {
-    std::vector<uint64_t> old_keys(std::max(kMinSlots, keys_.size() * 2), kEmpty);
-    std::vector<float> old_weights(old_keys.size(), 0.0f);
-    old_keys.swap(keys_);
-    old_weights.swap(weights_);
+    std::vector<Slot> old(std::max(kMinSlots, slots_.size() * 2), Slot{});
+    old.swap(slots_);
     size_ = 0;
-    for (size_t i = 0; i < old_keys.size(); ++i)
-      if (old_keys[i] != kEmpty) Set(old_keys[i], old_weights[i]);
+    for (const Slot& s : old)
+      if (s.key != kEmpty) Set(s.key, s.w);
   }
 
-  std::vector<uint64_t> keys_;  // size 0 or a power of two
-  std::vector<float> weights_;  // beside keys_, same size
+  // Key and weight side by side: a probe touches one cache line, not two.
+  struct Slot {
+    uint64_t key = kEmpty;
+    float w = 0.0f;
+  };
+  std::vector<Slot> slots_;  // size 0 or a power of two
   size_t size_ = 0;
 };
 

@@ -548,10 +548,12 @@ void OnlineModel::TakeChanges(ChangeSet& out) {
   out.forgotten_users.insert(out.forgotten_users.end(), forgotten_users_.begin(),
                              forgotten_users_.end());
   std::sort(rewritten_rows_.begin(), rewritten_rows_.end());
+  taken_first_edge_ = out.edges.size();
   for (uint32_t r : rewritten_rows_) {
     row_rewritten_[r] = 0;
     out.rewritten_rows.push_back(r);
-    ExportRow(r, out.edges);
+    // In slot order: FinishTakeChanges sorts, after the lock.
+    graph_.Row(r).ForEach([&](uint32_t b, float w) { out.edges.push_back({r, b, w}); });
   }
   std::swap(taken_edges_, dirty_edges_);  // the emptied map of the last take comes back
   taken_rewritten_.swap(rewritten_rows_);
@@ -564,8 +566,7 @@ void OnlineModel::TakeChanges(ChangeSet& out) {
 }
 
 void OnlineModel::FinishTakeChanges(ChangeSet& out) {
-  const size_t first = out.edges.size();
-  out.edges.reserve(first + taken_edges_.size());
+  out.edges.reserve(out.edges.size() + taken_edges_.size());
   taken_edges_.ForEach([&](uint64_t e, float w) {
     const auto a = static_cast<uint32_t>(e >> 32);
     const auto b = static_cast<uint32_t>(e);
@@ -574,9 +575,12 @@ void OnlineModel::FinishTakeChanges(ChangeSet& out) {
       return;  // written whole by TakeChanges
     out.edges.push_back({a, b, w});
   });
-  std::sort(
-      out.edges.begin() + static_cast<std::ptrdiff_t>(first), out.edges.end(),
-      [](const EdgeState& x, const EdgeState& y) { return x.a != y.a ? x.a < y.a : x.b < y.b; });
+  // The rows written whole and the patches, together: no row is both, so each row is one run.
+  std::sort(out.edges.begin() +
+                static_cast<std::ptrdiff_t>(std::min(taken_first_edge_, out.edges.size())),
+            out.edges.end(), [](const EdgeState& x, const EdgeState& y) {
+              return x.a != y.a ? x.a < y.a : x.b < y.b;
+            });
   taken_edges_.Clear();
   taken_rewritten_.clear();
 }

@@ -134,8 +134,9 @@ class OnlineModel final : public StreamingScorer {
   // and writes only the change record, which no const method reads: it may run concurrently
   // with const readers, but never with Observe(), ForgetUser() or an import.
   void TakeChanges(ChangeSet& out);
-  // Appends the edges handed over by the last TakeChanges() to out.edges, sorted by (a, b),
-  // with their weights as of that TakeChanges(): storage writes one key per run of a row. It
+  // Appends the edges handed over by the last TakeChanges() to out.edges (the same `out`),
+  // with their weights as of that TakeChanges(), and sorts that take's edges by (a, b): storage
+  // writes one key per run of a row. It
   // reads only what was handed over, so it may run beside anything, Observe() included (the
   // caller releases its lock first); it must end before the next TakeChanges() starts.
   void FinishTakeChanges(ChangeSet& out);
@@ -240,10 +241,12 @@ class OnlineModel final : public StreamingScorer {
   std::vector<uint8_t> user_dirty_, item_dirty_, row_rewritten_;
   std::vector<uint32_t> dirty_users_, dirty_items_, rewritten_rows_, forgotten_users_;
   DirtyEdges dirty_edges_;
-  // Handed from TakeChanges() to FinishTakeChanges(): the changed edges, and the rows written
-  // whole (sorted), whose edges are not patched.
+  // Handed from TakeChanges() to FinishTakeChanges(): the changed edges, the rows written
+  // whole (sorted), whose edges are not patched, and where that take's edges start in
+  // out.edges (the rows written whole, still unsorted).
   DirtyEdges taken_edges_;
   std::vector<uint32_t> taken_rewritten_;
+  size_t taken_first_edge_ = 0;
   std::vector<uint32_t> pruned_scratch_;
   std::vector<float> link_weights_;
 

@@ -40,7 +40,12 @@ cleanup() {
 trap cleanup EXIT
 
 now() { date +%s.%N; }
-stat_field() { curl -sf "${url}/v1/stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])" 2>/dev/null || echo -1; }
+# A top-level integer of /v1/stats. Polled every 50 ms while the daemon ingests, so it starts no
+# interpreter: a python3 per poll took ~0.3 of one of the machine's two cores from the daemon
+# under test (1M backlog, exact index, one run each: 14.6 s with it, 12.7 s with this).
+stat_field() {
+  curl -sf "${url}/v1/stats" | grep -o "\"$1\":[0-9]*" | cut -d: -f2 || echo -1
+}
 
 echo "== backlog: ${events} events -> ${topic} on ${brokers}"
 "${bin}" generate --events "${events}" --users 50000 --items 20000 -o "${dir}/events.jsonl"

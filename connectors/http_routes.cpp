@@ -81,6 +81,17 @@ json AnnStatsJson(const engine::AnnStats& a) {
               {"deferred", a.deferred}};
 }
 
+// The Kafka consumer in /v1/stats; null without one (an engine served without Kafka).
+json ConsumerJson(const std::function<ConsumerCounters()>& consumer) {
+  if (!consumer) return nullptr;
+  const ConsumerCounters c = consumer();
+  return json{{"paused", c.paused},
+              {"pauses", c.pauses},
+              {"rebalances", c.rebalances},
+              {"duplicates", c.duplicates},
+              {"dlq_delivery_failures", c.dlq_delivery_failures}};
+}
+
 Reply JsonReply(int status, const json& j) {
   Reply r;
   r.status = status;
@@ -521,6 +532,7 @@ Reply RouteTable::Run(const Prepared& p) const {
                  {"dim", s.dim},
                  {"model_bytes", s.model_bytes},
                  {"partitions", std::move(partitions)},
+                 {"consumer", ConsumerJson(deps_.consumer)},
                  {"prequential",
                   {{"k", s.k}, {"hr", s.rolling_hr}, {"samples", s.prequential_samples}}},
                  {"mix",
@@ -538,6 +550,7 @@ Reply RouteTable::Run(const Prepared& p) const {
       case kMetrics: {
         metrics_.UpdateFromEngine(eng.Stats());
         if (deps_.consumer_lag) metrics_.SetConsumerLag(deps_.consumer_lag());
+        if (deps_.consumer) metrics_.UpdateFromConsumer(deps_.consumer());
         Reply r;
         r.content_type = "text/plain; version=0.0.4; charset=utf-8";
         r.body = metrics_.Serialize();

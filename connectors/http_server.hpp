@@ -70,6 +70,9 @@ struct HttpDeps {
   std::function<bool()> ready;
   // Consumer lag by partition, for /v1/stats and /metrics. Null: no lag reported.
   std::function<std::map<int32_t, int64_t>()> consumer_lag;
+  // The consumer's counters (backpressure, rebalances, redeliveries), for /v1/stats and
+  // /metrics. Null: "consumer" is null in /v1/stats and the series stay at 0.
+  std::function<ConsumerCounters()> consumer;
   // Directory under which admin checkpoints are created (one subdirectory per checkpoint,
   // named by UTC time). Null or empty: checkpoint answers 503.
   std::function<std::string()> checkpoint_dir;

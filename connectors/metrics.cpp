@@ -6,6 +6,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <mutex>
 
 namespace simstream::connectors {
@@ -47,6 +48,41 @@ struct MetricsRegistry::Impl {
           .Name("simstream_consumer_lag")
           .Help("Messages between the consumed position and the end of the log, by partition")
           .Register(registry);
+  prometheus::Family<prometheus::Gauge>& paused_family =
+      prometheus::BuildGauge()
+          .Name("simstream_consumer_paused")
+          .Help(
+              "1 while backpressure pauses consumption: applied events not yet durable reached "
+              "2 x storage.flush_max_dirty, or a failed flush waits for its retry")
+          .Register(registry);
+  prometheus::Gauge& paused = paused_family.Add({});
+  prometheus::Family<prometheus::Counter>& pauses_family =
+      prometheus::BuildCounter()
+          .Name("simstream_consumer_pauses_total")
+          .Help("Times backpressure paused consumption")
+          .Register(registry);
+  prometheus::Counter& pauses = pauses_family.Add({});
+  prometheus::Family<prometheus::Counter>& rebalances_family =
+      prometheus::BuildCounter()
+          .Name("simstream_consumer_rebalances_total")
+          .Help("Consumer group rebalances (assignments and revocations) seen by this member")
+          .Register(registry);
+  prometheus::Counter& rebalances = rebalances_family.Add({});
+  prometheus::Family<prometheus::Counter>& duplicates_family =
+      prometheus::BuildCounter()
+          .Name("simstream_consumer_duplicates_total")
+          .Help(
+              "Messages redelivered after a restart or rebalance and skipped, being applied or "
+              "dead-lettered already")
+          .Register(registry);
+  prometheus::Counter& duplicates = duplicates_family.Add({});
+  prometheus::Family<prometheus::Counter>& dlq_failures_family =
+      prometheus::BuildCounter()
+          .Name("simstream_dlq_delivery_failures_total")
+          .Help("Dead letters the producer could not deliver to the dead-letter topic")
+          .Register(registry);
+  prometheus::Counter& dlq_failures = dlq_failures_family.Add({});
+  ConsumerCounters last_consumer;
   prometheus::Family<prometheus::Gauge>& model_family =
       prometheus::BuildGauge()
           .Name("simstream_model_entities")
@@ -184,6 +220,20 @@ void MetricsRegistry::SetConsumerLag(const std::map<int32_t, int64_t>& lag) {
     if (g == nullptr) g = &impl_->lag.Add({{"partition", std::to_string(partition)}});
     g->Set(static_cast<double>(messages));
   }
+}
+
+void MetricsRegistry::UpdateFromConsumer(const ConsumerCounters& c) {
+  std::lock_guard lock(impl_->mu);
+  ConsumerCounters& last = impl_->last_consumer;
+  auto advance = [](prometheus::Counter& counter, uint64_t now, uint64_t& before) {
+    if (now > before) counter.Increment(static_cast<double>(now - before));
+    before = std::max(before, now);
+  };
+  impl_->paused.Set(c.paused ? 1.0 : 0.0);
+  advance(impl_->pauses, c.pauses, last.pauses);
+  advance(impl_->rebalances, c.rebalances, last.rebalances);
+  advance(impl_->duplicates, c.duplicates, last.duplicates);
+  advance(impl_->dlq_failures, c.dlq_delivery_failures, last.dlq_delivery_failures);
 }
 
 std::string MetricsRegistry::Serialize() const {

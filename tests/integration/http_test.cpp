@@ -15,6 +15,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -216,6 +217,10 @@ class HttpTest : public ::testing::Test {
     };
     deps.ready = [this] { return ready_.load(); };
     deps.consumer_lag = [] { return std::map<int32_t, int64_t>{{0, 3}}; };
+    deps.consumer = [this] {
+      std::lock_guard lock(consumer_mu_);
+      return consumer_;
+    };
     deps.checkpoint_dir = [this] { return checkpoints_; };
     auto s = HttpServer::Start(so, ho, deps);
     ASSERT_TRUE(s.ok()) << s.error().message;
@@ -239,6 +244,8 @@ class HttpTest : public ::testing::Test {
   size_t base_events_ = 0;
   std::atomic<int> flushes_{0};
   std::atomic<bool> ready_{true};
+  std::mutex consumer_mu_;
+  ConsumerCounters consumer_;  // what the consumer reports (deps.consumer)
   std::string checkpoints_ = (std::filesystem::temp_directory_path() /
                               ("simstream-http-test-" + std::to_string(::getpid())))
                                  .string();
@@ -528,6 +535,21 @@ TEST_F(HttpTest, StatsReportsEngineAndPartitions) {
   EXPECT_EQ(j["partitions"][0]["partition"], 0);
   EXPECT_EQ(j["partitions"][0]["next_offset"], base_events_);
   EXPECT_EQ(j["partitions"][0]["lag"], 3);
+  EXPECT_EQ(j["consumer"], (json{{"paused", false},
+                                 {"pauses", 0},
+                                 {"rebalances", 0},
+                                 {"duplicates", 0},
+                                 {"dlq_delivery_failures", 0}}));
+  {
+    std::lock_guard lock(consumer_mu_);
+    consumer_ = ConsumerCounters{true, 4, 2, 17, 1};
+  }
+  const json c = Get("/v1/stats").Json()["consumer"];
+  EXPECT_EQ(c, (json{{"paused", true},
+                     {"pauses", 4},
+                     {"rebalances", 2},
+                     {"duplicates", 17},
+                     {"dlq_delivery_failures", 1}}));
   EXPECT_EQ(j["prequential"]["k"], 10);
   EXPECT_TRUE(j["prequential"]["hr"].is_number());
   EXPECT_TRUE(j["prequential"]["samples"].is_number());
@@ -578,6 +600,29 @@ TEST_F(HttpTest, MetricsInPrometheusTextFormat) {
   EXPECT_NE(Get("/metrics")
                 .body.find("simstream_events_applied_total " + std::to_string(base_events_ + 1)),
             std::string::npos);
+  // The consumer's series: as reported, and counters never go back (a lower report, as from a
+  // recreated consumer, leaves them where they were).
+  auto consumer_series = [&](const ConsumerCounters& c, const std::vector<std::string>& want) {
+    {
+      std::lock_guard lock(consumer_mu_);
+      consumer_ = c;
+    }
+    const std::string body = Get("/metrics").body;
+    for (const std::string& w : want)
+      EXPECT_NE(body.find(w + "\n"), std::string::npos) << "missing: " << w << "\n" << body;
+  };
+  consumer_series({},
+                  {"simstream_consumer_paused 0", "simstream_consumer_pauses_total 0",
+                   "simstream_consumer_rebalances_total 0", "simstream_consumer_duplicates_total 0",
+                   "simstream_dlq_delivery_failures_total 0"});
+  consumer_series(
+      {true, 3, 1, 250, 2},
+      {"simstream_consumer_paused 1", "simstream_consumer_pauses_total 3",
+       "simstream_consumer_rebalances_total 1", "simstream_consumer_duplicates_total 250",
+       "simstream_dlq_delivery_failures_total 2"});
+  consumer_series({false, 1, 1, 260, 2},
+                  {"simstream_consumer_paused 0", "simstream_consumer_pauses_total 3",
+                   "simstream_consumer_duplicates_total 260"});
 }
 
 TEST_F(HttpTest, WrongMethodsAndUnknownPaths) {

@@ -271,6 +271,17 @@ void KillAndRestartMidStream(const std::string& brokers, const std::string& topi
           180s))
           << "applied " << Applied(d).value_or(0) << " of " << events.size() << "\n"
           << d.log();
+      // The daemon's consumer counters reach /v1/stats and /metrics: it joined the group (at
+      // least one rebalance) and nothing holds it paused now.
+      const HttpResponse stats = HttpGet(*d.Port(), "/v1/stats");
+      EXPECT_NE(stats.body.find("\"consumer\":{"), std::string::npos) << stats.body;
+      EXPECT_NE(stats.body.find("\"rebalances\":"), std::string::npos) << stats.body;
+      EXPECT_EQ(stats.body.find("\"rebalances\":0"), std::string::npos) << stats.body;
+      const std::string metrics = HttpGet(*d.Port(), "/metrics").body;
+      EXPECT_NE(metrics.find("\nsimstream_consumer_rebalances_total "), std::string::npos);
+      EXPECT_EQ(metrics.find("\nsimstream_consumer_rebalances_total 0\n"), std::string::npos)
+          << metrics;
+      EXPECT_NE(metrics.find("\nsimstream_consumer_paused 0\n"), std::string::npos) << metrics;
       EXPECT_EQ(d.Terminate(10s), 0) << d.log();
       break;
     }

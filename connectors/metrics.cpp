@@ -6,7 +6,6 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
-#include <algorithm>
 #include <mutex>
 
 namespace simstream::connectors {
@@ -65,7 +64,7 @@ struct MetricsRegistry::Impl {
   prometheus::Family<prometheus::Counter>& rebalances_family =
       prometheus::BuildCounter()
           .Name("simstream_consumer_rebalances_total")
-          .Help("Consumer group rebalances (assignments and revocations) seen by this member")
+          .Help("Rebalance callbacks (assignments and revocations) of this group member")
           .Register(registry);
   prometheus::Counter& rebalances = rebalances_family.Add({});
   prometheus::Family<prometheus::Counter>& duplicates_family =
@@ -226,8 +225,9 @@ void MetricsRegistry::UpdateFromConsumer(const ConsumerCounters& c) {
   std::lock_guard lock(impl_->mu);
   ConsumerCounters& last = impl_->last_consumer;
   auto advance = [](prometheus::Counter& counter, uint64_t now, uint64_t& before) {
-    if (now > before) counter.Increment(static_cast<double>(now - before));
-    before = std::max(before, now);
+    if (now <= before) return;  // a lower report (a recreated consumer) leaves it where it was
+    counter.Increment(static_cast<double>(now - before));
+    before = now;
   };
   impl_->paused.Set(c.paused ? 1.0 : 0.0);
   advance(impl_->pauses, c.pauses, last.pauses);

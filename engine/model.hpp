@@ -136,9 +136,9 @@ class OnlineModel final : public StreamingScorer {
   void TakeChanges(ChangeSet& out);
   // Appends the edges handed over by the last TakeChanges() to out.edges (the same `out`),
   // with their weights as of that TakeChanges(), and sorts that take's edges by (a, b): storage
-  // writes one key per run of a row. It
-  // reads only what was handed over, so it may run beside anything, Observe() included (the
-  // caller releases its lock first); it must end before the next TakeChanges() starts.
+  // writes one key per run of a row. It reads only what was handed over, so it may run beside
+  // anything, Observe() included (the caller releases its lock first); it must end before the
+  // next TakeChanges() starts.
   void FinishTakeChanges(ChangeSet& out);
   UserState ExportUser(uint32_t u) const;
   ItemState ExportItem(uint32_t i) const;

@@ -4,10 +4,10 @@
 
 #include <chrono>
 #include <random>
-#include <thread>
 
 #include "engine/generator.hpp"
 #include "storage/snapshot.hpp"
+#include "tests/support/test_support.hpp"
 
 namespace simstream::storage {
 namespace {
@@ -265,9 +265,7 @@ TEST(Flusher, NudgeFlushesOnTheBackgroundThread) {
   flusher.Nudge();  // below the trigger: nothing to do
   ApplyRange(e, ev, 499, 500);
   flusher.Nudge();
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (flusher.stats().flushes < 1 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  test_support::WaitFor([&] { return flusher.stats().flushes >= 1; }, std::chrono::seconds(20));
   ASSERT_EQ(flusher.stats().flushes, 1u);
   EXPECT_EQ(flusher.stats().events_flushed, 500u) << "the first Nudge did not flush 499";
   ApplyRange(e, ev, 500, 1200);
@@ -287,11 +285,10 @@ TEST(Flusher, BackgroundThreadFlushesOnItsIntervalAndStopFlushesTheRest) {
   Flusher flusher(e, *store, o.storage);
   flusher.Start();
   ApplyRange(e, ev, 0, 1000);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   // Wait on the flusher's own record: it is updated after the store write returns, so
   // polling the store and then reading stats() would race with that update.
-  while (flusher.stats().events_flushed < 1000 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  test_support::WaitFor([&] { return flusher.stats().events_flushed >= 1000; },
+                        std::chrono::seconds(10));
   EXPECT_GE(flusher.stats().flushes, 1u);
   EXPECT_EQ(store->EventsApplied().value(), 1000u);
   ApplyRange(e, ev, 1000, 2000);

@@ -159,11 +159,7 @@ int Serve(const config::Options& opts, const sigset_t& stop_signals,
   deps.flush = [&flusher] { return flusher.FlushNow(); };
   deps.ready = [src] { return src->Healthy() && src->TotalLag() <= kReadyMaxLag; };
   deps.consumer_lag = [src] { return src->Lag(); };
-  deps.consumer = [src] {
-    const connectors::KafkaSourceStats s = src->Stats();
-    return connectors::ConsumerCounters{s.paused, s.pauses, s.rebalances, s.duplicates,
-                                        s.dlq_delivery_failures};
-  };
+  deps.consumer = [src] { return src->Stats(); };
   const std::string checkpoints =
       (std::filesystem::path(opts.storage.path) / "checkpoints").string();
   deps.checkpoint_dir = [checkpoints] { return checkpoints; };

@@ -82,9 +82,9 @@ json AnnStatsJson(const engine::AnnStats& a) {
 }
 
 // The Kafka consumer in /v1/stats; null without one (an engine served without Kafka).
-json ConsumerJson(const std::function<ConsumerCounters()>& consumer) {
+json ConsumerJson(const std::function<KafkaSourceStats()>& consumer) {
   if (!consumer) return nullptr;
-  const ConsumerCounters c = consumer();
+  const KafkaSourceStats c = consumer();
   return json{{"paused", c.paused},
               {"pauses", c.pauses},
               {"rebalances", c.rebalances},

@@ -72,7 +72,7 @@ struct HttpDeps {
   std::function<std::map<int32_t, int64_t>()> consumer_lag;
   // The consumer's counters (backpressure, rebalances, redeliveries), for /v1/stats and
   // /metrics. Null: "consumer" is null in /v1/stats and the series stay at 0.
-  std::function<ConsumerCounters()> consumer;
+  std::function<KafkaSourceStats()> consumer;
   // Directory under which admin checkpoints are created (one subdirectory per checkpoint,
   // named by UTC time). Null or empty: checkpoint answers 503.
   std::function<std::string()> checkpoint_dir;

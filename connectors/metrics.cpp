@@ -81,7 +81,7 @@ struct MetricsRegistry::Impl {
           .Help("Dead letters the producer could not deliver to the dead-letter topic")
           .Register(registry);
   prometheus::Counter& dlq_failures = dlq_failures_family.Add({});
-  ConsumerCounters last_consumer;
+  KafkaSourceStats last_consumer;  // the counters as of the last UpdateFromConsumer
   prometheus::Family<prometheus::Gauge>& model_family =
       prometheus::BuildGauge()
           .Name("simstream_model_entities")
@@ -221,9 +221,9 @@ void MetricsRegistry::SetConsumerLag(const std::map<int32_t, int64_t>& lag) {
   }
 }
 
-void MetricsRegistry::UpdateFromConsumer(const ConsumerCounters& c) {
+void MetricsRegistry::UpdateFromConsumer(const KafkaSourceStats& c) {
   std::lock_guard lock(impl_->mu);
-  ConsumerCounters& last = impl_->last_consumer;
+  KafkaSourceStats& last = impl_->last_consumer;
   auto advance = [](prometheus::Counter& counter, uint64_t now, uint64_t& before) {
     if (now <= before) return;  // a lower report (a recreated consumer) leaves it where it was
     counter.Increment(static_cast<double>(now - before));

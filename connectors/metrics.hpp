@@ -8,19 +8,10 @@
 #include <string>
 #include <string_view>
 
+#include "connectors/kafka_source.hpp"
 #include "engine/engine.hpp"
 
 namespace simstream::connectors {
-
-// The Kafka consumer's own counters (from KafkaSourceStats), as /metrics and /v1/stats show
-// them.
-struct ConsumerCounters {
-  bool paused = false;  // consumption is paused by backpressure now
-  uint64_t pauses = 0;  // times backpressure paused it
-  uint64_t rebalances = 0;
-  uint64_t duplicates = 0;  // messages skipped as applied or dead-lettered already (redelivery)
-  uint64_t dlq_delivery_failures = 0;
-};
 
 // Thread safety: every method may be called from any thread.
 class MetricsRegistry {
@@ -48,7 +39,7 @@ class MetricsRegistry {
   // Consumer lag (messages behind the end of the log) by partition.
   void SetConsumerLag(const std::map<int32_t, int64_t>& lag);
   // Brings the consumer's series up to date (counters advance by the difference, as above).
-  void UpdateFromConsumer(const ConsumerCounters& c);
+  void UpdateFromConsumer(const KafkaSourceStats& c);
 
   // Everything registered, in the Prometheus text exposition format (version 0.0.4).
   std::string Serialize() const;

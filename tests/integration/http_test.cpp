@@ -34,6 +34,18 @@ using tcp = net::ip::tcp;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
+// Consumer statistics as deps.consumer reports them: the fields /v1/stats and /metrics show.
+KafkaSourceStats Consumer(bool paused, uint64_t pauses, uint64_t rebalances, uint64_t duplicates,
+                          uint64_t dlq_delivery_failures) {
+  KafkaSourceStats s;
+  s.paused = paused;
+  s.pauses = pauses;
+  s.rebalances = rebalances;
+  s.duplicates = duplicates;
+  s.dlq_delivery_failures = dlq_delivery_failures;
+  return s;
+}
+
 // The server's real collaborator in-process: applies published events straight into the
 // engine on partition 0 with increasing offsets (what the Kafka consumer would do).
 class EngineSink : public EventSink {
@@ -245,7 +257,7 @@ class HttpTest : public ::testing::Test {
   std::atomic<int> flushes_{0};
   std::atomic<bool> ready_{true};
   std::mutex consumer_mu_;
-  ConsumerCounters consumer_;  // what the consumer reports (deps.consumer)
+  KafkaSourceStats consumer_;  // what the consumer reports (deps.consumer)
   std::string checkpoints_ = (std::filesystem::temp_directory_path() /
                               ("simstream-http-test-" + std::to_string(::getpid())))
                                  .string();
@@ -542,7 +554,7 @@ TEST_F(HttpTest, StatsReportsEngineAndPartitions) {
                                  {"dlq_delivery_failures", 0}}));
   {
     std::lock_guard lock(consumer_mu_);
-    consumer_ = ConsumerCounters{true, 4, 2, 17, 1};
+    consumer_ = Consumer(true, 4, 2, 17, 1);
   }
   const json c = Get("/v1/stats").Json()["consumer"];
   EXPECT_EQ(c, (json{{"paused", true},
@@ -602,7 +614,7 @@ TEST_F(HttpTest, MetricsInPrometheusTextFormat) {
             std::string::npos);
   // The consumer's series: as reported, and counters never go back (a lower report, as from a
   // recreated consumer, leaves them where they were).
-  auto consumer_series = [&](const ConsumerCounters& c, const std::vector<std::string>& want) {
+  auto consumer_series = [&](const KafkaSourceStats& c, const std::vector<std::string>& want) {
     {
       std::lock_guard lock(consumer_mu_);
       consumer_ = c;
@@ -616,11 +628,11 @@ TEST_F(HttpTest, MetricsInPrometheusTextFormat) {
                    "simstream_consumer_rebalances_total 0", "simstream_consumer_duplicates_total 0",
                    "simstream_dlq_delivery_failures_total 0"});
   consumer_series(
-      {true, 3, 1, 250, 2},
+      Consumer(true, 3, 1, 250, 2),
       {"simstream_consumer_paused 1", "simstream_consumer_pauses_total 3",
        "simstream_consumer_rebalances_total 1", "simstream_consumer_duplicates_total 250",
        "simstream_dlq_delivery_failures_total 2"});
-  consumer_series({false, 1, 1, 260, 2},
+  consumer_series(Consumer(false, 1, 1, 260, 2),
                   {"simstream_consumer_paused 0", "simstream_consumer_pauses_total 3",
                    "simstream_consumer_duplicates_total 260"});
 }

@@ -5,6 +5,7 @@
 #include <cassert>
 #include <cmath>
 
+#include "engine/edge_sort.hpp"
 #include "engine/rng.hpp"
 
 namespace simstream::engine {
@@ -576,11 +577,8 @@ void OnlineModel::FinishTakeChanges(ChangeSet& out) {
     out.edges.push_back({a, b, w});
   });
   // The rows written whole and the patches, together: no row is both, so each row is one run.
-  std::sort(out.edges.begin() +
-                static_cast<std::ptrdiff_t>(std::min(taken_first_edge_, out.edges.size())),
-            out.edges.end(), [](const EdgeState& x, const EdgeState& y) {
-              return x.a != y.a ? x.a < y.a : x.b < y.b;
-            });
+  SortEdges(std::span(out.edges).subspan(std::min(taken_first_edge_, out.edges.size())),
+            edge_scratch_);
   taken_edges_.Clear();
   taken_rewritten_.clear();
 }

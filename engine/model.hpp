@@ -247,6 +247,7 @@ class OnlineModel final : public StreamingScorer {
   DirtyEdges taken_edges_;
   std::vector<uint32_t> taken_rewritten_;
   size_t taken_first_edge_ = 0;
+  std::vector<EdgeState> edge_scratch_;  // FinishTakeChanges' sort
   std::vector<uint32_t> pruned_scratch_;
   std::vector<float> link_weights_;
 

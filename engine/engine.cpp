@@ -74,10 +74,15 @@ void Engine::MaintainIndexes() {
       // write_mu_ first, as every writer: waiting for mu_ while Apply's Sync holds it shared
       // would make the writer-preferring mu_ hold back every new query until that Sync ends.
       std::lock_guard writer(write_mu_);
+      std::vector<uint32_t> popular;
+      if (ann == &item_ann_) {  // the two-stage path starts with the swap below: its list
+        std::shared_lock lock(mu_);
+        popular = PopularNow();
+      }
       {
         std::unique_lock lock(mu_);
         ann->FinishBuild(std::move(built));
-        if (ann == &item_ann_) RefreshPopular();  // the two-stage path starts now: its list
+        if (ann == &item_ann_) SetPopular(std::move(popular));
       }
       // The rows touched since the last round, as the writer (write_mu_ held), beside queries.
       std::shared_lock lock(mu_);
@@ -111,6 +116,7 @@ ApplyOutcome Engine::Apply(std::span<const SourcedEvent> events) {
   // checked once. Under the shared lock: queries run beside the re-inserts (each index write
   // takes the index's own lock, see LiveAnn), and write_mu_ keeps every other writer out, so
   // the rows Sync reads do not move.
+  std::vector<uint32_t> popular;
   bool refresh = false;
   {
     std::shared_lock lock(mu_);
@@ -119,19 +125,24 @@ ApplyOutcome Engine::Apply(std::span<const SourcedEvent> events) {
     const uint64_t applied = events_applied_.load(std::memory_order_relaxed);
     refresh = item_ann_.Active() &&
               (popular_items_.empty() || applied - popular_at_ >= kPopularRefreshEvents);
+    if (refresh) popular = PopularNow();  // the scan beside queries
   }
-  // The exclusive lock (queries read popular_items_) only when the list is due. The maintainer
-  // may have refreshed it in between, which only costs a second refresh.
+  // The exclusive lock (queries read popular_items_) only for the swap, when the list is due.
   if (refresh) {
     std::unique_lock lock(mu_);
-    RefreshPopular();
+    SetPopular(std::move(popular));
   }
   return out;
 }
 
-void Engine::RefreshPopular() {
-  popular_items_.clear();
-  model_.PopularCandidates(kPopularCandidates, popular_items_);
+std::vector<uint32_t> Engine::PopularNow() const {
+  std::vector<uint32_t> popular;
+  model_.PopularCandidates(kPopularCandidates, popular);
+  return popular;
+}
+
+void Engine::SetPopular(std::vector<uint32_t> popular) {
+  popular_items_ = std::move(popular);
   popular_at_ = events_applied_.load(std::memory_order_relaxed);
 }
 
@@ -200,6 +211,8 @@ void Engine::AdvanceOffsets(const std::map<int32_t, int64_t>& next) {
 
 bool Engine::ForgetUser(std::string_view user) {
   std::lock_guard writer(write_mu_);
+  // Sync under the exclusive lock, unlike Apply(): a query must never find a forgotten user in
+  // the index (its answers are not filtered by eligibility), so the removal is atomic with it.
   std::unique_lock lock(mu_);
   const auto idx = users_.Forget(user);
   if (!idx) return false;

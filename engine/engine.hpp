@@ -205,8 +205,12 @@ class Engine {
   // the candidate sources, refreshed by Apply() every kPopularRefreshEvents events.
   std::vector<uint32_t> popular_items_;
   uint64_t popular_at_ = 0;  // events_applied_ when popular_items_ was computed
-  // Recomputes popular_items_ and stamps popular_at_. Caller holds mu_ exclusively.
-  void RefreshPopular();
+  // The popular list as of now. Caller holds write_mu_ (the model cannot change) and mu_
+  // shared: the scan over the item table runs beside queries.
+  std::vector<uint32_t> PopularNow() const;
+  // Installs a list from PopularNow() and stamps popular_at_. Caller holds write_mu_ (still
+  // since PopularNow) and mu_ exclusively, for a swap.
+  void SetPopular(std::vector<uint32_t> popular);
   // Exact hybrid top-k over candidates from the item index, the neighbourhood and popularity.
   std::vector<Scored> RecommendTwoStage(uint32_t user, size_t k,
                                         std::span<const uint32_t> exclude) const;

@@ -15,6 +15,8 @@
 //   BM_EngineApply/hnsw:H/cap:C  the learner's cost of the live index: Engine::Apply events/s
 //                          with index.kind exact (H=0) or hnsw (H=1) and
 //                          index.max_reinserts_per_batch C (see the comment above it).
+//   BM_EngineDrift/drift_milli:D/ef:E  the same stream with index.drift_threshold D/1000 and
+//                          ef_search E: re-inserts against the recall the stream leaves.
 //
 // With ANN_BENCH_DUMP=dir the vectors, query ids and exact neighbours are written as .npy
 // files for bench/ann_compare.py (faiss IndexHNSWFlat and hnswlib on the same vectors).
@@ -256,13 +258,14 @@ void ApplyInBatches(Engine& e, const std::vector<SourcedEvent>& events) {
   }
 }
 
-void BM_EngineApply(benchmark::State& state) {
+// Applies the timed stream to an engine with options `o` (maintenance thread off, rebuilds
+// off), after the warm-up and a first build, and reports rate, re-inserts and the recall the
+// stream left. `label` names the variant.
+void RunEngineApply(benchmark::State& state, simstream::config::Options o,
+                    const std::string& label) {
   const ApplyStream& s = GetApplyStream();
-  simstream::config::Options o;
-  o.index.kind = state.range(0) == 0 ? "exact" : "hnsw";
-  o.index.max_reinserts_per_batch = state.range(1);
   o.index.maintenance_interval_ms = 0;
-  o.index.rebuild_below_recall = 0;  // measure the recall the cap leaves, never rebuild
+  o.index.rebuild_below_recall = 0;  // measure the recall the stream leaves, never rebuild
   Engine e(o);
   ApplyInBatches(e, s.warmup);
   const auto b0 = std::chrono::steady_clock::now();
@@ -281,7 +284,7 @@ void BM_EngineApply(benchmark::State& state) {
   // Sampled recall@10 of the index the timed stream left (100 user and 100 item queries).
   for (int i = 0; i < 100 && o.index.kind == "hnsw"; ++i) e.MaintainIndexes();
   st = e.Stats();
-  state.SetLabel(o.index.kind + " max_reinserts_per_batch=" + std::to_string(state.range(1)));
+  state.SetLabel(label);
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * s.timed.size()));
   state.counters["events_per_s_wall"] =
       static_cast<double>(state.iterations() * s.timed.size()) / wall_s;
@@ -296,6 +299,14 @@ void BM_EngineApply(benchmark::State& state) {
   state.counters["item_recall_at_10"] = st.item_index.recall_at_10;
 }
 
+void BM_EngineApply(benchmark::State& state) {
+  simstream::config::Options o;
+  o.index.kind = state.range(0) == 0 ? "exact" : "hnsw";
+  o.index.max_reinserts_per_batch = state.range(1);
+  RunEngineApply(state, o,
+                 o.index.kind + " max_reinserts_per_batch=" + std::to_string(state.range(1)));
+}
+
 // Args: hnsw (0: index.kind exact, 1: hnsw), index.max_reinserts_per_batch (0: no limit).
 BENCHMARK(BM_EngineApply)
     ->ArgNames({"hnsw", "cap"})
@@ -303,6 +314,24 @@ BENCHMARK(BM_EngineApply)
     ->Args({1, 0})
     ->Args({1, 16})
     ->Args({1, 4})
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond);
+
+// What index.drift_threshold trades: re-inserts (learner time) against the recall of the
+// index a stream leaves, and how much a wider ef_search (more candidates re-scored with the
+// current vectors) buys back. Args: drift_threshold in thousandths, ef_search.
+void BM_EngineDrift(benchmark::State& state) {
+  simstream::config::Options o;
+  o.index.kind = "hnsw";
+  o.index.drift_threshold = static_cast<double>(state.range(0)) / 1000.0;
+  o.index.ef_search = state.range(1);
+  RunEngineApply(state, o,
+                 "hnsw drift_threshold=" + std::to_string(o.index.drift_threshold).substr(0, 5) +
+                     " ef_search=" + std::to_string(o.index.ef_search));
+}
+BENCHMARK(BM_EngineDrift)
+    ->ArgNames({"drift_milli", "ef"})
+    ->ArgsProduct({{10, 20, 50, 100}, {64, 128}})
     ->Iterations(1)
     ->Unit(benchmark::kSecond);
 

@@ -3,7 +3,7 @@
 // Kafka consumer would). Not a Google Benchmark: wrk drives it from outside.
 //
 //   http_load_server [--users N] [--items N] [--events N] [--dim D] [--threads T]
-//                    [--port P] [--ingest-rate EVENTS_PER_S]
+//                    [--port P] [--ingest-rate EVENTS_PER_S] [--ef-search N]
 //
 // Prints "ready <port>" on stdout once serving; stops on SIGINT/SIGTERM and prints how many
 // events the writer applied while serving.
@@ -36,6 +36,7 @@ struct Args {
   int64_t threads = 2;
   int port = 8080;
   double ingest_rate = 10000;
+  int64_t ef_search = 0;  // 0: the configuration default
 };
 
 Args Parse(int argc, char** argv) {
@@ -57,6 +58,8 @@ Args Parse(int argc, char** argv) {
       a.port = std::atoi(v);
     else if (k == "--ingest-rate")
       a.ingest_rate = std::strtod(v, nullptr);
+    else if (k == "--ef-search")
+      a.ef_search = std::strtoll(v, nullptr, 10);
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       std::exit(2);
@@ -71,6 +74,7 @@ int main(int argc, char** argv) {
   const Args args = Parse(argc, argv);
   simstream::config::Options opts;
   opts.model.dim = args.dim;
+  if (args.ef_search > 0) opts.index.ef_search = args.ef_search;
   simstream::engine::Engine engine(opts);
 
   // Block the stop signals in every thread; the main thread waits for them with sigwait.

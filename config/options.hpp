@@ -147,8 +147,11 @@ struct IndexOptions {
   int64_t m = 16;
   // HNSW candidate list while inserting. Default: 100.
   int64_t ef_construction = 100;
-  // HNSW candidate list of a query (higher: better recall, slower). Default: 64.
-  int64_t ef_search = 64;
+  // HNSW candidate list of a query (higher: better recall, slower); the candidates are
+  // re-scored with the current vectors, so it also sets how much drift below drift_threshold
+  // a query absorbs. Default: 128 (with 64, a drifting user index settles below
+  // rebuild_below_recall and is rebuilt over and over: README "Approximate nearest neighbours").
+  int64_t ef_search = 128;
   // Cosine distance (1 - cos) a vector may drift from its indexed version before it is
   // re-inserted. Default: 0.05.
   double drift_threshold = 0.05;

@@ -16,9 +16,9 @@ inline uint64_t KeyOf(const EdgeState& e) {
 void SortEdges(std::span<EdgeState> edges, std::vector<EdgeState>& scratch) {
   const size_t n = edges.size();
   if (n < 2) return;
-  if (n < 256) {  // not worth the histograms
-    std::sort(edges.begin(), edges.end(),
-              [](const EdgeState& x, const EdgeState& y) { return KeyOf(x) < KeyOf(y); });
+  if (n < 256) {  // not worth the histograms; stable, as the radix sort below is
+    std::stable_sort(edges.begin(), edges.end(),
+                     [](const EdgeState& x, const EdgeState& y) { return KeyOf(x) < KeyOf(y); });
     return;
   }
   // One pass counts the bytes of every key position; a position where all n keys share one

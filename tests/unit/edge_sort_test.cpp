@@ -51,6 +51,7 @@ TEST(SortEdgesTest, MatchesStableSortOnFlushShapedAndExtremeKeys) {
            Case{0, 1, 1},                        // empty
            Case{1, 10, 10},                      // one edge
            Case{100, 20000, 20000},              // below the radix threshold
+           Case{200, 4, 4},                      // below it, with duplicate keys (stability)
            Case{300000, 20000, 20000},           // a flush of a 20k-item catalogue
            Case{50000, 1, 1u << 20},             // one row: a never varies (its bytes skipped)
            Case{50000, 1u << 20, 1},             // b never varies

@@ -58,9 +58,13 @@ Args Parse(int argc, char** argv) {
       a.port = std::atoi(v);
     else if (k == "--ingest-rate")
       a.ingest_rate = std::strtod(v, nullptr);
-    else if (k == "--ef-search")
+    else if (k == "--ef-search") {
       a.ef_search = std::strtoll(v, nullptr, 10);
-    else {
+      if (a.ef_search < 1 || a.ef_search > 4096) {  // the range of index.ef_search
+        std::fprintf(stderr, "--ef-search must be in [1, 4096]\n");
+        std::exit(2);
+      }
+    } else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       std::exit(2);
     }

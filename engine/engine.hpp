@@ -202,7 +202,8 @@ class Engine {
   // Cosine similarity indexes of users and items, and their maintainer thread.
   LiveAnn user_ann_, item_ann_;
   // Two-stage recommendations (when the item index is active): the most popular items, one of
-  // the candidate sources, refreshed by Apply() every kPopularRefreshEvents events.
+  // the candidate sources, refreshed by Apply() every kPopularRefreshEvents events and by the
+  // maintainer when it swaps in an item index.
   std::vector<uint32_t> popular_items_;
   uint64_t popular_at_ = 0;  // events_applied_ when popular_items_ was computed
   // The popular list as of now. Caller holds write_mu_ (the model cannot change) and mu_

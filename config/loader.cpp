@@ -458,6 +458,14 @@ std::vector<Binding> MakeBindings() {
               "about an HNSW insert on the learner thread; drifted rows over the cap wait for "
               "the next batches, in order.",
        .range = Closed(0, 1e9)},
+      {.section = "index",
+       .key = "defer_builds_above_lag",
+       .field = At(&Options::index, &IndexOptions::defer_builds_above_lag),
+       .doc = "Consumer lag (events waiting in Kafka) above which the maintainer starts no index "
+              "build or rebuild: while the daemon catches up on a backlog (and /readyz says not "
+              "ready), the learner has the CPU, queries use the current index or the exact scan, "
+              "and the build runs once the lag falls, from the caught-up vectors. 0: never defer.",
+       .range = Closed(0, 1e15)},
   };
   std::vector<Binding> bindings;
   bindings.reserve(specs.size());

@@ -166,6 +166,11 @@ struct IndexOptions {
   // order. Default: 0 (a cap trades index freshness for learner throughput: README
   // "Approximate nearest neighbours").
   int64_t max_reinserts_per_batch = 0;
+  // Consumer lag (events waiting in Kafka) above which the maintainer starts no index build or
+  // rebuild: while the daemon catches up on a backlog (and /readyz says not ready), the learner
+  // has the CPU, queries use the current index or the exact scan, and the build runs once the
+  // lag falls, from the caught-up vectors. 0: never defer. Default: 10000 (the /readyz bound).
+  int64_t defer_builds_above_lag = 10000;
 };
 
 struct Options {

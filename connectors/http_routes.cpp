@@ -78,6 +78,7 @@ json AnnStatsJson(const engine::AnnStats& a) {
               {"reinserts", a.reinserts},
               {"builds", a.builds},
               {"building", a.building},
+              {"build_deferred", a.build_deferred},
               {"deferred", a.deferred}};
 }
 

@@ -60,6 +60,9 @@ struct KafkaSource::Impl {
   void ProbeLoop();
   void Handle(rd_kafka_message_t* msg);
   void ApplyPending();
+  // Tells the engine how many events wait in Kafka behind what was read (Engine::NoteLag),
+  // from the high watermarks librdkafka caches from every fetch response: no request.
+  void NoteLag();
   Status Revoke();
   void OnRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
   void SetPaused(bool pause);
@@ -288,6 +291,28 @@ void KafkaSource::Impl::ApplyPending() {
   if (hooks.after_batch) hooks.after_batch();
 }
 
+void KafkaSource::Impl::NoteLag() {
+  std::map<int32_t, int64_t> assigned_now, consumed_now;
+  {
+    std::lock_guard lock(mu);
+    assigned_now = assigned;
+    consumed_now = consumed_next;
+  }
+  int64_t total = 0;
+  for (const auto& [p, sought] : assigned_now) {
+    int64_t lo = 0, hi = 0;
+    if (rd_kafka_get_watermark_offsets(rk.get(), kafka.topic.c_str(), p, &lo, &hi) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        hi < 0) {
+      continue;  // nothing fetched from it yet
+    }
+    auto it = consumed_now.find(p);
+    const int64_t next = it != consumed_now.end() ? it->second : std::max<int64_t>(sought, 0);
+    total += std::max<int64_t>(0, hi - std::max(lo, next));
+  }
+  engine->NoteLag(total);
+}
+
 void KafkaSource::Impl::PollLoop() {
   const size_t batch_size = static_cast<size_t>(std::max<int64_t>(1, kafka.batch_size));
   auto last_commit = Clock::now();
@@ -308,6 +333,7 @@ void KafkaSource::Impl::PollLoop() {
       }
       ApplyPending();
     }
+    NoteLag();
     if (hooks.durable_offsets &&
         Clock::now() - last_commit >= std::chrono::milliseconds(options.commit_interval_ms)) {
       last_commit = Clock::now();

@@ -49,12 +49,18 @@ Engine::~Engine() {
 
 void Engine::MaintainIndexes() {
   std::lock_guard maintaining(maintain_mu_);
+  const int64_t defer_above = opts_.index.defer_builds_above_lag;
+  const bool catching_up = defer_above > 0 && lag_.load(std::memory_order_relaxed) > defer_above;
   for (LiveAnn* ann : {&user_ann_, &item_ann_}) {
     LiveAnn::Snapshot snap;
     bool build = false;
     {
       std::shared_lock lock(mu_);
       build = ann->WantsBuild(model_);
+      // A build during a catch-up takes a core from the learner, and chases rows that every
+      // batch moves again; the one after it indexes the caught-up vectors.
+      ann->SetBuildDeferred(build && catching_up);
+      build = build && !catching_up;
       if (build) snap = ann->BeginBuild(model_);
     }
     if (build) {

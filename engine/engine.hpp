@@ -124,6 +124,11 @@ class Engine {
   // search, sweeps for drifted rows. The background thread calls it every
   // index.maintenance_interval_ms; tests and tools may call it directly.
   void MaintainIndexes();
+  // The consumer's lag: events in Kafka not yet applied (KafkaSource notes it after every
+  // batch). While it exceeds index.defer_builds_above_lag, MaintainIndexes() starts no build:
+  // a backlog is caught up with the CPU to the learner, then indexed once.
+  void NoteLag(int64_t events) { lag_.store(events, std::memory_order_relaxed); }
+  int64_t lag() const { return lag_.load(std::memory_order_relaxed); }
 
   // Restore from storage, before serving (each call locks; the state is not yet public).
   void RestoreUserId(uint32_t index, std::string_view id);  // id empty: forgotten slot
@@ -191,6 +196,7 @@ class Engine {
   IdInterner users_, items_;
   std::map<int32_t, int64_t> next_offsets_;
   std::atomic<uint64_t> events_applied_{0};
+  std::atomic<int64_t> lag_{0};  // NoteLag()
   uint64_t events_rejected_ = 0;
   std::map<std::string, uint64_t, std::less<>> rejected_by_reason_;
   std::vector<std::pair<uint32_t, std::string>> new_user_ids_, new_item_ids_;

@@ -251,6 +251,7 @@ AnnStats LiveAnn::Stats() const {
   AnnStats s;
   s.mode = index_ ? "hnsw" : "exact";
   s.building = building_;
+  s.build_deferred = build_deferred_.load(std::memory_order_relaxed);
   if (index_) {
     std::shared_lock reading(index_mu_);
     s.indexed = index_->size();

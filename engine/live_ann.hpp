@@ -61,6 +61,8 @@ struct AnnStats {
   size_t deferred = 0;     // drifted rows waiting for a re-insert (index.max_reinserts_per_batch)
   uint64_t builds = 0;     // builds and rebuilds completed
   bool building = false;
+  // A build is due but waits for the consumer to catch up (index.defer_builds_above_lag).
+  bool build_deferred = false;
 };
 
 class LiveAnn {
@@ -110,6 +112,8 @@ class LiveAnn {
   // ---- maintenance (one thread at a time) ------------------------------------------------
   // [shared] Whether a build should start now.
   bool WantsBuild(const OnlineModel& model) const;
+  // [any] Whether a due build waits for the consumer to catch up (reported by Stats()).
+  void SetBuildDeferred(bool waiting) { build_deferred_.store(waiting, std::memory_order_relaxed); }
   // [shared] Snapshot of the rows to index; starts recording touched rows for the catch-up.
   struct Snapshot {
     std::vector<uint32_t> ids;
@@ -183,7 +187,8 @@ class LiveAnn {
   std::atomic<size_t> deferred_count_{0};  // deferred_.size(), for Stats()
   // Rows touched since BeginBuild (replayed by the catch-up), while a build runs; a row
   // appears once per Sync that touched it.
-  std::atomic<bool> building_{false};  // read by Stats() under the shared lock
+  std::atomic<bool> build_deferred_{false};  // SetBuildDeferred(), for Stats()
+  std::atomic<bool> building_{false};        // read by Stats() under the shared lock
   std::vector<uint32_t> since_snapshot_;
   bool discard_build_ = false;  // Reset() during the build: FinishBuild drops it
 

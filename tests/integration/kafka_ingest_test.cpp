@@ -460,6 +460,44 @@ TEST(KafkaIngest, BackpressurePausesAndResumesMock) {
   EXPECT_TRUE((*src)->Stop().ok());
 }
 
+// The consumer tells the engine its lag (Engine::NoteLag, which holds index builds back during
+// a catch-up): the events left in the partition behind what it read, 0 once it has read them all.
+TEST(KafkaIngest, LagReachesTheEngineMock) {
+  auto cluster = MockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.error().message;
+  config::Options o = MakeOptions((*cluster)->bootstrap_servers(), Unique("lag"));
+  o.kafka.batch_size = 100;
+  ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.topic, 1).ok());
+  const auto events = MakeEvents(600, 20, kItems, 4);
+  PublishAll(o.kafka, events);
+
+  std::atomic<bool> behind{false};
+  std::atomic<int> batches{0};
+  KafkaSourceHooks hooks;
+  hooks.after_batch = [&] {
+    if (++batches == 1) behind = true;  // pause after the first batch
+  };
+  hooks.backpressure = [&] { return behind.load(); };
+  engine::Engine engine(o);
+  engine.NoteLag(-1);
+  auto src = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), engine, hooks);
+  ASSERT_TRUE(src.ok());
+  ASSERT_TRUE((*src)->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return (*src)->Stats().paused; }, 30s));
+  const auto applied = static_cast<int64_t>(engine.events_applied());
+  EXPECT_GT(applied, 0);
+  EXPECT_LT(applied, static_cast<int64_t>(events.size()));
+  const int64_t expected = static_cast<int64_t>(events.size()) - applied;
+  EXPECT_TRUE(WaitFor([&] { return engine.lag() == expected; }, 10s))
+      << engine.lag() << " != " << expected;
+
+  behind = false;
+  ASSERT_TRUE(WaitFor([&] { return engine.events_applied() == events.size(); }, 30s))
+      << engine.events_applied();
+  EXPECT_TRUE(WaitFor([&] { return engine.lag() == 0; }, 10s)) << engine.lag();
+  EXPECT_TRUE((*src)->Stop().ok());
+}
+
 TEST(KafkaIngest, BrokerDownAndUpRecoversByItselfMock) {
   auto cluster = MockCluster::Start(1);
   ASSERT_TRUE(cluster.ok()) << cluster.error().message;

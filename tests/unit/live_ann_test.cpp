@@ -136,6 +136,58 @@ TEST(LiveAnn, AutoStaysExactBelowTheMinimumSize) {
   EXPECT_EQ(big.Stats().item_index.mode, "exact") << "500 items < 1000";
 }
 
+// A backlog is caught up before it is indexed (index.defer_builds_above_lag): no build or
+// rebuild starts while the consumer's lag is above the bound, queries are answered meanwhile,
+// and the first maintenance after the lag falls builds.
+TEST(LiveAnn, BuildsWaitWhileTheConsumerCatchesUp) {
+  config::Options o = WithIndex("hnsw");
+  o.index.defer_builds_above_lag = 1000;
+  Engine e(o);
+  const auto events = Stream(2000, 500, 20000, 3);
+  ApplyAll(e, events, 0, events.size());
+  e.NoteLag(1001);
+  e.MaintainIndexes();
+  for (const AnnStats& s : {e.Stats().user_index, e.Stats().item_index}) {
+    EXPECT_EQ(s.mode, "exact");
+    EXPECT_EQ(s.builds, 0u);
+    EXPECT_TRUE(s.build_deferred);
+  }
+  auto answer = e.SimilarUsers("u1", 10, Metric::kCosine);
+  ASSERT_TRUE(answer.ok());
+  EXPECT_EQ(answer->size(), 10u);
+
+  e.NoteLag(1000);  // at the bound, not above it
+  e.MaintainIndexes();
+  for (const AnnStats& s : {e.Stats().user_index, e.Stats().item_index}) {
+    EXPECT_EQ(s.mode, "hnsw");
+    EXPECT_EQ(s.builds, 1u);
+    EXPECT_FALSE(s.build_deferred);
+  }
+
+  // A rebuild waits too: forgetting over a quarter of the users makes one due.
+  for (int u = 0; u < 700; ++u) ASSERT_TRUE(e.ForgetUser("u" + std::to_string(u)));
+  ASSERT_GT(e.Stats().user_index.deleted, 0u);
+  e.NoteLag(5000);
+  e.MaintainIndexes();
+  EXPECT_EQ(e.Stats().user_index.builds, 1u);
+  EXPECT_TRUE(e.Stats().user_index.build_deferred);
+  EXPECT_FALSE(e.Stats().item_index.build_deferred) << "no item rebuild is due";
+  e.NoteLag(0);
+  e.MaintainIndexes();
+  EXPECT_EQ(e.Stats().user_index.builds, 2u);
+  EXPECT_EQ(e.Stats().user_index.deleted, 0u);
+  EXPECT_FALSE(e.Stats().user_index.build_deferred);
+
+  // 0: never deferred.
+  o.index.defer_builds_above_lag = 0;
+  Engine never(o);
+  ApplyAll(never, events, 0, events.size());
+  never.NoteLag(int64_t{1} << 40);
+  never.MaintainIndexes();
+  EXPECT_EQ(never.Stats().user_index.mode, "hnsw");
+  EXPECT_FALSE(never.Stats().user_index.build_deferred);
+}
+
 // After a restart the rows come from storage (Engine::Restore*), not from Apply: the next
 // maintenance must index them, queries must be exact until then, and an index built while the
 // restore was still running must not survive it.

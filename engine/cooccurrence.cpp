@@ -61,9 +61,12 @@ void SparseRow::PruneTo(size_t keep) {
   std::vector<std::pair<float, uint32_t>> entries;
   entries.reserve(size_);
   ForEach([&](uint32_t k, float v) { entries.emplace_back(v, k); });
-  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first > b.first : a.second < b.second;
-  });
+  // Keys are unique, so the order is total and the `keep` first are one set, whatever the
+  // algorithm: a selection (linear) rather than a sort.
+  std::nth_element(entries.begin(), entries.begin() + static_cast<std::ptrdiff_t>(keep),
+                   entries.end(), [](const auto& a, const auto& b) {
+                     return a.first != b.first ? a.first > b.first : a.second < b.second;
+                   });
   entries.resize(keep);
   size_t cap = 8;
   while (cap * 3 < keep * 4 + 4) cap *= 2;

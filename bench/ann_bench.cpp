@@ -337,6 +337,23 @@ BENCHMARK(BM_EngineDrift)
     ->Iterations(1)
     ->Unit(benchmark::kSecond);
 
+// What index.ef_reinsert trades: learner time per re-insert against the recall the stream
+// leaves, at the default drift_threshold and ef_search. Arg: ef_reinsert (0: ef_construction).
+void BM_EngineReinsertEf(benchmark::State& state) {
+  simstream::config::Options o;
+  o.index.kind = "hnsw";
+  o.index.ef_reinsert = state.range(0);
+  RunEngineApply(state, o, "hnsw ef_reinsert=" + std::to_string(o.index.ef_reinsert));
+}
+BENCHMARK(BM_EngineReinsertEf)
+    ->ArgName("ef_reinsert")
+    ->Arg(0)
+    ->Arg(64)
+    ->Arg(32)
+    ->Arg(16)
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond);
+
 BENCHMARK(BM_AnnBuild)->Iterations(1)->Unit(benchmark::kSecond);
 BENCHMARK(BM_AnnQuery)
     ->ArgName("ef")

@@ -430,6 +430,13 @@ std::vector<Binding> MakeBindings() {
        .doc = "HNSW candidate list while inserting.",
        .range = Closed(1, 4096)},
       {.section = "index",
+       .key = "ef_reinsert",
+       .field = At(&Options::index, &IndexOptions::ef_reinsert),
+       .doc = "HNSW candidate list when a drifted row is re-inserted (0: ef_construction). A "
+              "re-insert reconnects one node near where it moved; a shorter list than a build's "
+              "costs the learner less at the same recall.",
+       .range = Closed(0, 4096)},
+      {.section = "index",
        .key = "ef_search",
        .field = At(&Options::index, &IndexOptions::ef_search),
        .doc = "HNSW candidate list of a query (higher: better recall, slower).",

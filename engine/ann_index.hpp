@@ -38,6 +38,9 @@ struct AnnParams {
   size_t m = 16;
   // Candidate list while inserting; higher builds a better graph, more slowly.
   size_t ef_construction = 100;
+  // Candidate list while re-inserting a moved vector (0: ef_construction; at least m). A
+  // re-insert only reconnects one node near where it moved; see config IndexOptions::ef_reinsert.
+  size_t ef_reinsert = 32;
   // Candidate list of a search when the caller passes ef = 0.
   size_t ef_search = 64;
   // Cosine distance (1 - cos) between a vector and its indexed version beyond which Update()

@@ -19,6 +19,7 @@ AnnParams ParamsOf(const config::IndexOptions& o) {
   AnnParams p;
   p.m = static_cast<size_t>(o.m);
   p.ef_construction = static_cast<size_t>(o.ef_construction);
+  p.ef_reinsert = static_cast<size_t>(o.ef_reinsert);
   p.ef_search = static_cast<size_t>(o.ef_search);
   p.drift_threshold = static_cast<float>(o.drift_threshold);
   return p;

@@ -101,6 +101,7 @@ const std::vector<ExpectedRange> kExpectedRanges = {
     {"index.hnsw_min_size", 0, 1e10, false},
     {"index.m", 2, 256, false},
     {"index.ef_construction", 1, 4096, false},
+    {"index.ef_reinsert", 0, 4096, false},
     {"index.ef_search", 1, 4096, false},
     {"index.drift_threshold", 0, 2, false},
     {"index.maintenance_interval_ms", 0, 86400000, false},
@@ -145,8 +146,8 @@ Status AsStatus(const Result<Options>& result) {
 
 TEST(ConfigKeys, EveryKeyIsListedOnceWithItsDefault) {
   const std::vector<KeyInfo>& keys = Keys();
-  // 8 kafka + 3 storage + 14 server + 22 model + 2 eval + 10 index fields in options.hpp.
-  EXPECT_EQ(keys.size(), 59u);
+  // 8 kafka + 3 storage + 14 server + 22 model + 2 eval + 11 index fields in options.hpp.
+  EXPECT_EQ(keys.size(), 60u);
   std::set<std::string> names;
   std::set<std::string> env_vars;
   for (const KeyInfo& info : keys) {

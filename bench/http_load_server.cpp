@@ -4,6 +4,7 @@
 //
 //   http_load_server [--users N] [--items N] [--events N] [--dim D] [--threads T]
 //                    [--port P] [--ingest-rate EVENTS_PER_S] [--ef-search N]
+//                    [--ef-reinsert N]
 //
 // Prints "ready <port>" on stdout once serving; stops on SIGINT/SIGTERM and prints how many
 // events the writer applied while serving.
@@ -36,7 +37,8 @@ struct Args {
   int64_t threads = 2;
   int port = 8080;
   double ingest_rate = 10000;
-  int64_t ef_search = 0;  // 0: the configuration default
+  int64_t ef_search = 0;     // 0: the configuration default
+  int64_t ef_reinsert = -1;  // -1: the configuration default
 };
 
 Args Parse(int argc, char** argv) {
@@ -64,6 +66,12 @@ Args Parse(int argc, char** argv) {
         std::fprintf(stderr, "--ef-search must be in [1, 4096]\n");
         std::exit(2);
       }
+    } else if (k == "--ef-reinsert") {
+      a.ef_reinsert = std::strtoll(v, nullptr, 10);
+      if (a.ef_reinsert < 0 || a.ef_reinsert > 4096) {  // the range of index.ef_reinsert
+        std::fprintf(stderr, "--ef-reinsert must be in [0, 4096]\n");
+        std::exit(2);
+      }
     } else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       std::exit(2);
@@ -79,6 +87,7 @@ int main(int argc, char** argv) {
   simstream::config::Options opts;
   opts.model.dim = args.dim;
   if (args.ef_search > 0) opts.index.ef_search = args.ef_search;
+  if (args.ef_reinsert >= 0) opts.index.ef_reinsert = args.ef_reinsert;
   simstream::engine::Engine engine(opts);
 
   // Block the stop signals in every thread; the main thread waits for them with sigwait.
@@ -88,7 +97,9 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  // Training: the generated stream, applied in batches with offsets on partition 0.
+  // Training: the generated stream, applied in batches with offsets on partition 0, as a
+  // backlog is: the engine is told the events still to come (Engine::NoteLag), so the
+  // maintainer builds no index until the end, as `serve` catching up on Kafka does.
   simstream::engine::GeneratorOptions gen;
   gen.users = args.users;
   gen.items = args.items;
@@ -102,13 +113,16 @@ int main(int argc, char** argv) {
     if (batch.size() == 10000) {
       (void)engine.Apply(batch);
       batch.clear();
+      engine.NoteLag(static_cast<int64_t>(args.events) - offset);
     }
   });
   (void)engine.Apply(batch);
   batch.clear();
+  engine.NoteLag(0);
   const double train_s = std::chrono::duration<double>(Clock::now() - train_start).count();
-  // Build the indexes now (the maintenance thread would, within a few seconds): measure the
-  // steady state, not the exact scan before the first build.
+  // Build the indexes now (the maintenance thread would, within a second): measure the steady
+  // state, not the exact scan before the first build. If the maintainer got there first, this
+  // waits for its build (MaintainIndexes runs one at a time) and builds nothing more.
   const auto build_start = Clock::now();
   engine.MaintainIndexes();
   const double build_s = std::chrono::duration<double>(Clock::now() - build_start).count();

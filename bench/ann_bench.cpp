@@ -17,6 +17,8 @@
 //                          index.max_reinserts_per_batch C (see the comment above it).
 //   BM_EngineDrift/drift_milli:D/ef:E  the same stream with index.drift_threshold D/1000 and
 //                          ef_search E: re-inserts against the recall the stream leaves.
+//   BM_EngineReinsertEf/ef_reinsert:R  the same stream with index.ef_reinsert R (0: the
+//                          build's ef_construction): learner time against that recall.
 //
 // With ANN_BENCH_DUMP=dir the vectors, query ids and exact neighbours are written as .npy
 // files for bench/ann_compare.py (faiss IndexHNSWFlat and hnswlib on the same vectors).

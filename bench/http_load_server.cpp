@@ -108,6 +108,7 @@ int main(int argc, char** argv) {
   int64_t offset = 0;
   std::vector<SourcedEvent> batch;
   const auto train_start = Clock::now();
+  engine.NoteLag(static_cast<int64_t>(args.events));
   simstream::engine::Generate(gen, [&](const Event& e) {
     batch.push_back({e, 0, offset++});
     if (batch.size() == 10000) {

@@ -432,9 +432,9 @@ std::vector<Binding> MakeBindings() {
       {.section = "index",
        .key = "ef_reinsert",
        .field = At(&Options::index, &IndexOptions::ef_reinsert),
-       .doc = "HNSW candidate list when a drifted row is re-inserted (0: ef_construction). A "
-              "re-insert reconnects one node near where it moved; a shorter list than a build's "
-              "costs the learner less at the same recall.",
+       .doc = "HNSW candidate list when a drifted row is re-inserted (0: ef_construction; "
+              "values below m count as m). A re-insert reconnects one node near where it moved; "
+              "a shorter list than a build's costs the learner less at the same recall.",
        .range = Closed(0, 4096)},
       {.section = "index",
        .key = "ef_search",
@@ -471,7 +471,9 @@ std::vector<Binding> MakeBindings() {
        .doc = "Consumer lag (events waiting in Kafka) above which the maintainer starts no index "
               "build or rebuild: while the daemon catches up on a backlog (and /readyz says not "
               "ready), the learner has the CPU, queries use the current index or the exact scan, "
-              "and the build runs once the lag falls, from the caught-up vectors. 0: never defer.",
+              "and the build runs once the lag falls, from the caught-up vectors. A learner that "
+              "applies nothing for 5 s, or a build held back for 10 minutes, builds anyway. 0: "
+              "never defer.",
        .range = Closed(0, 1e15)},
   };
   std::vector<Binding> bindings;

@@ -147,9 +147,10 @@ struct IndexOptions {
   int64_t m = 16;
   // HNSW candidate list while inserting. Default: 100.
   int64_t ef_construction = 100;
-  // HNSW candidate list when a drifted row is re-inserted (0: ef_construction). A re-insert
-  // reconnects one node near where it moved; 32 (2M) cost 0.6 of 100's learner time at the
-  // same sampled recall (README "Approximate nearest neighbours"). Default: 32.
+  // HNSW candidate list when a drifted row is re-inserted (0: ef_construction; values below m
+  // count as m). A re-insert reconnects one node near where it moved; with 32 (2m) the learner
+  // took 0.75 of the CPU time it took with 100, at the same sampled recall (README
+  // "Approximate nearest neighbours"). Default: 32.
   int64_t ef_reinsert = 32;
   // HNSW candidate list of a query (higher: better recall, slower); the candidates are
   // re-scored with the current vectors, so it also sets how much drift below drift_threshold
@@ -173,7 +174,8 @@ struct IndexOptions {
   // Consumer lag (events waiting in Kafka) above which the maintainer starts no index build or
   // rebuild: while the daemon catches up on a backlog (and /readyz says not ready), the learner
   // has the CPU, queries use the current index or the exact scan, and the build runs once the
-  // lag falls, from the caught-up vectors. 0: never defer. Default: 10000 (the /readyz bound).
+  // lag falls, from the caught-up vectors. A learner that applies nothing for 5 s, or a build
+  // held back for 10 minutes, builds anyway. 0: never defer. Default: 10000 (the /readyz bound).
   int64_t defer_builds_above_lag = 10000;
 };
 

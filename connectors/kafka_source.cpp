@@ -292,19 +292,30 @@ void KafkaSource::Impl::ApplyPending() {
 }
 
 void KafkaSource::Impl::NoteLag() {
-  std::map<int32_t, int64_t> assigned_now, consumed_now;
+  std::map<int32_t, int64_t> assigned_now, consumed_now, probed;
   {
     std::lock_guard lock(mu);
     assigned_now = assigned;
     consumed_now = consumed_next;
+    probed = lag;
   }
+  // No partitions (before the first assignment, or all handed to another instance): nothing
+  // new to say; the engine keeps the last figure (its own stall rule covers an idle learner).
+  if (assigned_now.empty()) return;
   int64_t total = 0;
   for (const auto& [p, sought] : assigned_now) {
     int64_t lo = 0, hi = 0;
     if (rd_kafka_get_watermark_offsets(rk.get(), kafka.topic.c_str(), p, &lo, &hi) !=
             RD_KAFKA_RESP_ERR_NO_ERROR ||
         hi < 0) {
-      continue;  // nothing fetched from it yet
+      // Nothing fetched from it yet: the prober's figure (a watermark request), if it has one.
+      auto known = probed.find(p);
+      if (known == probed.end()) {
+        engine->NoteLag(engine::Engine::kLagUnknown);
+        return;
+      }
+      total += known->second;
+      continue;
     }
     auto it = consumed_now.find(p);
     const int64_t next = it != consumed_now.end() ? it->second : std::max<int64_t>(sought, 0);
@@ -477,6 +488,9 @@ Status KafkaSource::Start() {
     return kafka::KafkaError("subscribing to " + s.kafka.topic, e);
   }
   s.started = true;
+  // Not measured until partitions are assigned and fetched from: a restart with a backlog must
+  // not start an index build in the meantime (Engine::NoteLag).
+  s.engine->NoteLag(engine::Engine::kLagUnknown);
   s.poller = std::thread([&s] {
     engine::SetThreadName("ss-consume");
     s.PollLoop();

@@ -133,13 +133,18 @@ class HnswIndex final : public AnnIndex {
     if (it != hnsw_.label_lookup_.end() && !hnsw_.isMarkedDeleted(it->second)) {
       // A live label moves in place: its links are repaired, and its old neighbours' links
       // re-selected with update_neighbour_probability (addPoint would always do it).
-      // With its own candidate list: hnswlib's repair search reads ef_construction_, which
-      // nothing else reads while this writer holds the index (builds use an index of their own).
-      const size_t build_ef = hnsw_.ef_construction_;
+      // With its own candidate list (ef_reinsert): hnswlib's repair search reads
+      // ef_construction_, which no query reads (searchKnn uses ef_) and no other writer runs
+      // beside (LiveAnn holds the index's write lock; a build's catch-up writes to the index
+      // it builds, with the same short list for the rows it moves). Restored on every exit.
+      struct RestoreEf {
+        size_t& ef;
+        size_t saved;
+        ~RestoreEf() { ef = saved; }
+      } restore{hnsw_.ef_construction_, hnsw_.ef_construction_};
       if (params().ef_reinsert > 0)
         hnsw_.ef_construction_ = std::max(params().ef_reinsert, hnsw_.M_);
       hnsw_.updatePoint(normalised_.data(), it->second, params().update_neighbour_probability);
-      hnsw_.ef_construction_ = build_ef;
       return;
     }
     // A new label is inserted; a deleted one is un-deleted and updated.

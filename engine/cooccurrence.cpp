@@ -72,7 +72,7 @@ void SparseRow::PruneTo(size_t keep) {
   while (cap * 3 < keep * 4 + 4) cap *= 2;
   slots_.assign(cap, Entry{kEmpty, 0.0f});
   size_ = 0;
-  // Re-insert in key order so the layout does not depend on the sort's tie handling.
+  // Re-insert in key order so the layout does not depend on the order the selection left.
   std::sort(entries.begin(), entries.end(),
             [](const auto& a, const auto& b) { return a.second < b.second; });
   for (const auto& [v, k] : entries) Add(k, v);

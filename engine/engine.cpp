@@ -49,8 +49,7 @@ Engine::~Engine() {
 
 void Engine::MaintainIndexes() {
   std::lock_guard maintaining(maintain_mu_);
-  const int64_t defer_above = opts_.index.defer_builds_above_lag;
-  const bool catching_up = defer_above > 0 && lag_.load(std::memory_order_relaxed) > defer_above;
+  const bool catching_up = CatchingUp();
   for (LiveAnn* ann : {&user_ann_, &item_ann_}) {
     LiveAnn::Snapshot snap;
     bool build = false;
@@ -103,6 +102,22 @@ void Engine::MaintainIndexes() {
       ann->SweepDrift(model_);
     }
   }
+}
+
+bool Engine::CatchingUp() {
+  const auto now = std::chrono::steady_clock::now();
+  const uint64_t applied = events_applied_.load(std::memory_order_relaxed);
+  if (applied != progress_applied_) progress_applied_ = applied, progress_at_ = now;
+  const int64_t defer_above = opts_.index.defer_builds_above_lag;
+  const bool lagging = defer_above > 0 && lag_.load(std::memory_order_relaxed) > defer_above;
+  if (!lagging || now - progress_at_ > kDeferStall) {
+    deferring_since_ = {};
+    return false;
+  }
+  if (deferring_since_ == std::chrono::steady_clock::time_point{}) deferring_since_ = now;
+  if (now - deferring_since_ <= kDeferAtMost) return true;
+  deferring_since_ = {};  // builds this tick; the next stretch of lag may defer again
+  return false;
 }
 
 ApplyOutcome Engine::Apply(std::span<const SourcedEvent> events) {

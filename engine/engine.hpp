@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -125,8 +126,14 @@ class Engine {
   // index.maintenance_interval_ms; tests and tools may call it directly.
   void MaintainIndexes();
   // The consumer's lag: events in Kafka not yet applied (KafkaSource notes it after every
-  // batch). While it exceeds index.defer_builds_above_lag, MaintainIndexes() starts no build:
-  // a backlog is caught up with the CPU to the learner, then indexed once.
+  // batch; kLagUnknown until it has measured it). While it exceeds index.defer_builds_above_lag
+  // and the learner is applying events, MaintainIndexes() starts no build: a backlog is caught
+  // up with the CPU to the learner, then indexed once. A learner that has applied nothing for
+  // kDeferStall (a consumer that cannot reach Kafka, or paused), or a build held back for
+  // kDeferAtMost (a consumer slower than its producers), builds anyway.
+  static constexpr int64_t kLagUnknown = INT64_MAX;
+  static constexpr auto kDeferStall = std::chrono::seconds(5);
+  static constexpr auto kDeferAtMost = std::chrono::minutes(10);
   void NoteLag(int64_t events) { lag_.store(events, std::memory_order_relaxed); }
   int64_t lag() const { return lag_.load(std::memory_order_relaxed); }
 
@@ -223,6 +230,12 @@ class Engine {
                                         std::span<const uint32_t> exclude) const;
   std::mutex maintain_mu_;  // one MaintainIndexes() at a time
   Rng maintain_rng_;
+  // Whether builds wait for a catch-up now (NoteLag); the maintainer's own state, under
+  // maintain_mu_.
+  bool CatchingUp();
+  uint64_t progress_applied_ = 0;  // events_applied at the last progress seen
+  std::chrono::steady_clock::time_point progress_at_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point deferring_since_{};  // epoch: not deferring
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   bool stop_ = false;

@@ -184,11 +184,11 @@ class LiveAnn {
   // wait (a Sync costs O(touched + re-inserted), not O(backlog)); touched again, a queued row
   // is only checked for removal.
   std::deque<uint32_t> deferred_;
-  std::atomic<size_t> deferred_count_{0};  // deferred_.size(), for Stats()
-  // Rows touched since BeginBuild (replayed by the catch-up), while a build runs; a row
-  // appears once per Sync that touched it.
+  std::atomic<size_t> deferred_count_{0};    // deferred_.size(), for Stats()
   std::atomic<bool> build_deferred_{false};  // SetBuildDeferred(), for Stats()
   std::atomic<bool> building_{false};        // read by Stats() under the shared lock
+  // Rows touched since BeginBuild (replayed by the catch-up), while a build runs; a row
+  // appears once per Sync that touched it.
   std::vector<uint32_t> since_snapshot_;
   bool discard_build_ = false;  // Reset() during the build: FinishBuild drops it
 

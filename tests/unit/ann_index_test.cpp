@@ -78,18 +78,22 @@ TEST(AnnIndex, ExactMatchesABruteForceScan) {
   }
 }
 
-// Recall@10 (raw, indexed scores) after the drift below, with re-inserts searching
-// `ef_reinsert` candidates (0: ef_construction, as a build).
-double RecallAfterDrift(size_t ef_reinsert) {
+// Recall@10 of the graph itself after the drift below, with re-inserts searching
+// `ef_reinsert` candidates (0: ef_construction, as a build): raw answers against an exact
+// index of the vectors the HNSW index holds (so staleness within the drift threshold, which
+// no graph can fix, is out of it).
+double GraphRecallAfterDrift(size_t ef_reinsert) {
   constexpr size_t kN = 20000;
   Data d = Clustered(kN, 200, 42);
   AnnParams params;  // defaults: m 16, ef_construction 100, ef_search 64, drift 0.05
   params.ef_reinsert = ef_reinsert;
   auto hnsw = MakeHnswIndex(kDim, params, 1024);  // grows by doubling on the way
   auto exact = MakeExactIndex(kDim);
+  auto stored = MakeExactIndex(kDim);  // what the HNSW index holds
   for (uint32_t i = 0; i < kN; ++i) {
     hnsw->Upsert(i, d.row(i));
     exact->Upsert(i, d.row(i));
+    stored->Upsert(i, d.row(i));
   }
   EXPECT_EQ(hnsw->size(), kN);
   const double before = MeanRecall(*hnsw, *exact, d, 300, 10, 7, /*rescore=*/false);
@@ -114,7 +118,10 @@ double RecallAfterDrift(size_t ef_reinsert) {
       const float t = static_cast<float>(step) / 20.0f;
       for (int j = 0; j < kDim; ++j) d.row(i)[j] = (1 - t) * from[j] + t * to[j];
       ++updates;
-      writes += hnsw->Update(i, d.row(i)) ? 1 : 0;
+      if (hnsw->Update(i, d.row(i))) {
+        ++writes;
+        stored->Upsert(i, d.row(i));
+      }
       exact->Upsert(i, d.row(i));  // the oracle always holds the current vectors
     }
   }
@@ -129,19 +136,21 @@ double RecallAfterDrift(size_t ef_reinsert) {
   EXPECT_GE(after, 0.95) << "recall@10 after moving 30% of the vectors (re-scored)";
   const double after_raw = MeanRecall(*hnsw, *exact, d, 300, 10, 8, /*rescore=*/false);
   EXPECT_GE(after_raw, 0.90) << "recall@10 after moving 30% of the vectors (indexed scores)";
+  const double graph = MeanRecall(*hnsw, *stored, d, 300, 10, 8, /*rescore=*/false);
+  EXPECT_GE(graph, 0.95) << "recall@10 of the graph after moving 30% of the vectors";
   std::printf(
-      "ef_reinsert %zu: recall@10 before %.4f after(rescored) %.4f after(raw) %.4f writes "
-      "%llu/%llu\n",
-      ef_reinsert, before, after, after_raw, static_cast<unsigned long long>(writes),
+      "ef_reinsert %zu: recall@10 before %.4f after(rescored) %.4f after(raw) %.4f graph %.4f "
+      "writes %llu/%llu\n",
+      ef_reinsert, before, after, after_raw, graph, static_cast<unsigned long long>(writes),
       static_cast<unsigned long long>(updates));
-  return after_raw;
+  return graph;
 }
 
 TEST(AnnIndex, HnswRecallBeforeAndAfterDrift) {
   // The default re-insert list (32), and a build's (ef_construction 100): the shorter search
   // re-connects a moved node about as well.
-  const double short_list = RecallAfterDrift(AnnParams{}.ef_reinsert);
-  const double build_list = RecallAfterDrift(0);
+  const double short_list = GraphRecallAfterDrift(AnnParams{}.ef_reinsert);
+  const double build_list = GraphRecallAfterDrift(0);
   EXPECT_GE(short_list, build_list - 0.02);
 }
 

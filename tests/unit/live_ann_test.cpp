@@ -178,6 +178,19 @@ TEST(LiveAnn, BuildsWaitWhileTheConsumerCatchesUp) {
   EXPECT_EQ(e.Stats().user_index.deleted, 0u);
   EXPECT_FALSE(e.Stats().user_index.build_deferred);
 
+  // A learner that applies nothing (a consumer that cannot reach Kafka, or one not yet assigned
+  // its partitions, whose lag is unknown) does not hold builds back for long.
+  Engine stalled(o);
+  ApplyAll(stalled, events, 0, events.size());
+  stalled.NoteLag(Engine::kLagUnknown);
+  stalled.MaintainIndexes();
+  EXPECT_TRUE(stalled.Stats().user_index.build_deferred);
+  EXPECT_EQ(stalled.Stats().user_index.builds, 0u);
+  std::this_thread::sleep_for(Engine::kDeferStall + std::chrono::milliseconds(500));
+  stalled.MaintainIndexes();
+  EXPECT_EQ(stalled.Stats().user_index.builds, 1u) << "no event applied for kDeferStall";
+  EXPECT_FALSE(stalled.Stats().user_index.build_deferred);
+
   // 0: never deferred.
   o.index.defer_builds_above_lag = 0;
   Engine never(o);

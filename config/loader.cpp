@@ -472,8 +472,8 @@ std::vector<Binding> MakeBindings() {
               "build or rebuild: while the daemon catches up on a backlog (and /readyz says not "
               "ready), the learner has the CPU, queries use the current index or the exact scan, "
               "and the build runs once the lag falls, from the caught-up vectors. A learner that "
-              "applies nothing for 5 s, or a build held back for 10 minutes, builds anyway. 0: "
-              "never defer.",
+              "applies nothing for 5 s, or 10 minutes of catching up, lets a due build start "
+              "anyway. 0: never defer.",
        .range = Closed(0, 1e15)},
   };
   std::vector<Binding> bindings;

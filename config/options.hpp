@@ -174,8 +174,9 @@ struct IndexOptions {
   // Consumer lag (events waiting in Kafka) above which the maintainer starts no index build or
   // rebuild: while the daemon catches up on a backlog (and /readyz says not ready), the learner
   // has the CPU, queries use the current index or the exact scan, and the build runs once the
-  // lag falls, from the caught-up vectors. A learner that applies nothing for 5 s, or a build
-  // held back for 10 minutes, builds anyway. 0: never defer. Default: 10000 (the /readyz bound).
+  // lag falls, from the caught-up vectors. A learner that applies nothing for 5 s, or 10
+  // minutes of catching up, lets a due build start anyway. 0: never defer. Default: 10000 (the
+  // /readyz bound).
   int64_t defer_builds_above_lag = 10000;
 };
 

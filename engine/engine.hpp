@@ -129,8 +129,8 @@ class Engine {
   // batch; kLagUnknown until it has measured it). While it exceeds index.defer_builds_above_lag
   // and the learner is applying events, MaintainIndexes() starts no build: a backlog is caught
   // up with the CPU to the learner, then indexed once. A learner that has applied nothing for
-  // kDeferStall (a consumer that cannot reach Kafka, or paused), or a build held back for
-  // kDeferAtMost (a consumer slower than its producers), builds anyway.
+  // kDeferStall (a consumer that cannot reach Kafka, or paused), or a catch-up that has lasted
+  // kDeferAtMost (a consumer slower than its producers), lets a due build start anyway.
   static constexpr int64_t kLagUnknown = INT64_MAX;
   static constexpr auto kDeferStall = std::chrono::seconds(5);
   static constexpr auto kDeferAtMost = std::chrono::minutes(10);

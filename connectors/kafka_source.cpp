@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -29,7 +30,7 @@ struct KafkaSource::Impl {
   kafka::HandlePtr rk;
 
   // ---- poll thread only ----
-  std::vector<engine::SourcedEvent> pending;  // read, not yet applied
+  std::vector<engine::SourcedEvent> pending;  // read, not yet handed to the learner thread
   std::map<int32_t, int64_t> pending_skip;    // partition -> offset after the last rejected one
   // partition -> the engine's next offset at assignment: a message below it was already
   // applied or dead-lettered by this process (redelivered after the stored offsets lagged).
@@ -53,13 +54,34 @@ struct KafkaSource::Impl {
   bool stopped = false;
   std::thread poller;
   std::thread prober;
+
+  // ---- the hand-over from the poll thread to the learner thread, under hand_mu ----
+  // Validation (JSON, UTF-8, ids) of the next batch runs on the poll thread while the learner
+  // thread applies the previous one. At most one batch waits in `handed` and one is applied:
+  // the poll thread waits for the slot, so memory stays bounded (three batches with the one
+  // being read).
+  struct Batch {
+    std::vector<engine::SourcedEvent> events;
+    std::map<int32_t, int64_t> skip;  // dead-lettered positions, consumed after `events`
+  };
+  std::mutex hand_mu;
+  std::condition_variable hand_cv;
+  std::optional<Batch> handed;
+  bool applying = false;
+  bool learner_stop = false;
+  std::thread learner;
   std::mutex probe_mu;
   std::condition_variable probe_cv;
 
   void PollLoop();
   void ProbeLoop();
   void Handle(rd_kafka_message_t* msg);
-  void ApplyPending();
+  // Hands what was read to the learner thread (waiting while the previous batch still waits).
+  void Submit();
+  // Submit(), then waits until the learner thread has applied everything handed to it.
+  void Drain();
+  void LearnLoop();
+  void StopLearner();
   // Tells the engine how many events wait in Kafka behind what was read (Engine::NoteLag),
   // from the high watermarks librdkafka caches from every fetch response: no request.
   void NoteLag();
@@ -93,6 +115,17 @@ void ErrorCb(rd_kafka_t* /*rk*/, int err, const char* reason, void* opaque) {
                rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), reason);
 }
 
+// Events of one partition behind what was read: the high watermark `hi` less the next offset to
+// read, which is `consumed` (the offset after the last message read, or -1 before the first),
+// else `sought` (the offset the partition was assigned at), else the low watermark `lo` (a
+// logical `sought`: the beginning of the log). An unknown `lo` (librdkafka's -1001 before a
+// fetch) counts as 0. The prober and NoteLag both use it.
+int64_t PartitionLag(int64_t lo, int64_t hi, int64_t sought, int64_t consumed) {
+  lo = std::max<int64_t>(lo, 0);
+  const int64_t next = consumed >= 0 ? consumed : (sought >= 0 ? sought : lo);
+  return std::max<int64_t>(0, hi - std::max(lo, next));
+}
+
 bool IsCooperative(rd_kafka_t* rk) {
   const char* proto = rd_kafka_rebalance_protocol(rk);
   return proto != nullptr && std::strcmp(proto, "COOPERATIVE") == 0;
@@ -108,6 +141,7 @@ void KafkaSource::Impl::OnRebalance(rd_kafka_resp_err_t err,
     ++stats.rebalances;
   }
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    Drain();  // the engine's offsets read below include everything read so far
     const std::map<int32_t, int64_t> stored =
         hooks.seek_offsets ? hooks.seek_offsets() : engine->NextOffsets();
     // Another instance (with its own store) may have consumed further: it committed its
@@ -174,7 +208,7 @@ void KafkaSource::Impl::OnRebalance(rd_kafka_resp_err_t err,
 }
 
 Status KafkaSource::Impl::Revoke() {
-  ApplyPending();
+  Drain();
   if (stopping.load()) {
     if (revoked_for_stop) return Status::Ok();
     revoked_for_stop = true;
@@ -275,20 +309,57 @@ void KafkaSource::Impl::Handle(rd_kafka_message_t* msg) {
   ++stats.dead_lettered;
 }
 
-void KafkaSource::Impl::ApplyPending() {
+void KafkaSource::Impl::Submit() {
   if (pending.empty() && pending_skip.empty()) return;
-  const engine::ApplyOutcome out = engine->Apply(pending);
+  std::unique_lock lock(hand_mu);
+  hand_cv.wait(lock, [&] { return !handed.has_value(); });
+  handed.emplace(Batch{std::move(pending), std::move(pending_skip)});
   pending.clear();
-  // After the valid events before them: the dead-lettered positions count as consumed.
-  engine->AdvanceOffsets(pending_skip);
   pending_skip.clear();
-  {
-    std::lock_guard lock(mu);
-    stats.applied += out.applied;
-    stats.duplicates += out.duplicates;
-    ++stats.batches;
+  pending.reserve(static_cast<size_t>(std::max<int64_t>(1, kafka.batch_size)));
+  lock.unlock();
+  hand_cv.notify_all();
+}
+
+void KafkaSource::Impl::Drain() {
+  Submit();
+  std::unique_lock lock(hand_mu);
+  hand_cv.wait(lock, [&] { return !handed.has_value() && !applying; });
+}
+
+void KafkaSource::Impl::LearnLoop() {
+  std::unique_lock lock(hand_mu);
+  for (;;) {
+    hand_cv.wait(lock, [&] { return handed.has_value() || learner_stop; });
+    if (!handed) return;  // stopping, and nothing left to apply
+    Batch batch = std::move(*handed);
+    handed.reset();
+    applying = true;
+    lock.unlock();
+    hand_cv.notify_all();  // the slot is free: the poll thread may hand over the next batch
+    const engine::ApplyOutcome out = engine->Apply(batch.events);
+    // After the valid events before them: the dead-lettered positions count as consumed.
+    engine->AdvanceOffsets(batch.skip);
+    {
+      std::lock_guard g(mu);
+      stats.applied += out.applied;
+      stats.duplicates += out.duplicates;
+      ++stats.batches;
+    }
+    if (hooks.after_batch) hooks.after_batch();
+    lock.lock();
+    applying = false;
+    hand_cv.notify_all();  // Drain() waits for this
   }
-  if (hooks.after_batch) hooks.after_batch();
+}
+
+void KafkaSource::Impl::StopLearner() {
+  {
+    std::lock_guard lock(hand_mu);
+    learner_stop = true;
+  }
+  hand_cv.notify_all();
+  if (learner.joinable()) learner.join();
 }
 
 void KafkaSource::Impl::NoteLag() {
@@ -318,8 +389,7 @@ void KafkaSource::Impl::NoteLag() {
       continue;
     }
     auto it = consumed_now.find(p);
-    const int64_t next = it != consumed_now.end() ? it->second : std::max<int64_t>(sought, 0);
-    total += std::max<int64_t>(0, hi - std::max(lo, next));
+    total += PartitionLag(lo, hi, sought, it != consumed_now.end() ? it->second : -1);
   }
   engine->NoteLag(total);
 }
@@ -342,7 +412,7 @@ void KafkaSource::Impl::PollLoop() {
         if (!next) break;
         Handle(next.get());
       }
-      ApplyPending();
+      Submit();
     }
     NoteLag();
     if (hooks.durable_offsets &&
@@ -351,7 +421,7 @@ void KafkaSource::Impl::PollLoop() {
       Commit(hooks.durable_offsets(), /*wait_ms=*/0);
     }
   }
-  ApplyPending();
+  Drain();
 }
 
 void KafkaSource::Impl::Commit(const std::map<int32_t, int64_t>& offsets, int wait_ms) {
@@ -418,8 +488,7 @@ void KafkaSource::Impl::ProbeLoop() {
         break;
       }
       auto it = consumed_now.find(p);
-      const int64_t next = it != consumed_now.end() ? it->second : (sought >= 0 ? sought : lo);
-      lag_now[p] = std::max<int64_t>(0, hi - std::max(lo, next));
+      lag_now[p] = PartitionLag(lo, hi, sought, it != consumed_now.end() ? it->second : -1);
     }
     if (ok) {
       all_brokers_down.store(false);
@@ -491,6 +560,10 @@ Status KafkaSource::Start() {
   // Not measured until partitions are assigned and fetched from: a restart with a backlog must
   // not start an index build in the meantime (Engine::NoteLag).
   s.engine->NoteLag(engine::Engine::kLagUnknown);
+  s.learner = std::thread([&s] {
+    engine::SetThreadName("ss-learn");
+    s.LearnLoop();
+  });
   s.poller = std::thread([&s] {
     engine::SetThreadName("ss-consume");
     s.PollLoop();
@@ -534,6 +607,7 @@ Status KafkaSource::Stop() {
     }
   }
   if (s.prober.joinable()) s.prober.join();
+  s.StopLearner();  // after the close: a revocation event there drains through it
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
   if (auto st = s.dlq->Flush(static_cast<int>(std::max<int64_t>(100, left.count()))); !st.ok()) {
     std::fprintf(stderr, "simstream: kafka: %s\n", st.error().message.c_str());

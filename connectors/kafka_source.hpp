@@ -16,7 +16,8 @@
 namespace simstream::connectors {
 
 // How the consumer cooperates with durable state. Every hook is optional and, unless noted,
-// called on the consumer's poll thread (never concurrently with itself or with Apply).
+// called on the consumer's poll thread, never concurrently with itself; before_revoke and
+// seek_offsets also never concurrently with Apply.
 struct KafkaSourceHooks {
   // The stored next offset per partition (storage::StateStore::Offsets()). Called on every
   // assignment. An assigned partition starts at the later of its stored offset and the group's
@@ -28,7 +29,8 @@ struct KafkaSourceHooks {
   // Makes state and offsets durable (storage::Flusher::FlushNow()). Called before partitions
   // are revoked (rebalance, Stop()), after the last batch of those partitions was applied.
   std::function<Status()> before_revoke;
-  // Called after each applied batch (storage::Flusher::MaybeFlush(): the size trigger).
+  // Called after each applied batch (storage::Flusher::MaybeFlush(): the size trigger), on the
+  // learner thread, so possibly beside backpressure on the poll thread.
   std::function<void()> after_batch;
   // True while the state writer is behind: the consumer pauses its partitions (it keeps
   // polling, so group membership and rebalances go on) and resumes once this turns false.
@@ -80,10 +82,12 @@ struct KafkaSourceStats {
 // Ingestion never stops for them. (A kill -9 between a dead-lettering and the next flush
 // dead-letters that message again after the restart: the DLQ is at-least-once.)
 //
-// Memory is bounded: batches are applied synchronously on the poll thread, so nothing is
-// queued between consumer and learner beyond librdkafka's prefetch queue (capped by
-// queued.max.messages.kbytes, default here 16 MiB); when the state writer falls behind,
-// `backpressure` pauses fetching altogether.
+// Two threads: the poll thread ("ss-consume") reads and validates a batch while the learner
+// thread ("ss-learn") applies the previous one, so validation (JSON, UTF-8, ids) is off the
+// learner's path. Memory is bounded: at most one validated batch waits for the learner, so
+// beyond librdkafka's prefetch queue (capped by queued.max.messages.kbytes, default here 16 MiB)
+// at most three batches are held; when the state writer falls behind, `backpressure` pauses
+// fetching altogether. A rebalance and Stop() first wait until everything read is applied.
 //
 // A broker outage is ridden out: librdkafka reconnects on its own, Healthy() turns false
 // while no broker answers, and consumption resumes where it stopped.
@@ -100,7 +104,7 @@ class KafkaSource {
   KafkaSource(const KafkaSource&) = delete;
   KafkaSource& operator=(const KafkaSource&) = delete;
 
-  // Subscribes and starts the poll thread. Errors: "kafka_error".
+  // Subscribes and starts the poll and learner threads. Errors: "kafka_error".
   [[nodiscard]] Status Start();
   // Stops polling, applies what was already read, calls before_revoke, flushes the DLQ and
   // leaves the group, all within close_timeout_ms (past it, the group is left uncleanly and the

@@ -13,6 +13,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
@@ -167,6 +168,8 @@ class RocksDbStore final : public StateStore {
     opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
     opts.keep_log_file_num = 5;
     opts.max_background_jobs = 2;
+    // One writer (the flusher): the memtable insert hints below need serial memtable writes.
+    opts.allow_concurrent_memtable_write = false;
     rocksdb::ColumnFamilyOptions cf_opts;
     rocksdb::BlockBasedTableOptions table;
     table.block_size = 32 * 1024;  // rows are read in scans: fewer, larger blocks load faster
@@ -176,6 +179,10 @@ class RocksDbStore final : public StateStore {
     // large enough to take it without a write stall.
     cf_opts.write_buffer_size = 128 << 20;
     cf_opts.max_write_buffer_number = 4;
+    // A flush writes each column family's keys in ascending order (TakeChanges sorts them):
+    // one insert hint for the whole family (an empty prefix) starts each skip-list insert at the
+    // previous one instead of at the head.
+    cf_opts.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(0));
 
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
     for (const char* name : kCfNames) {

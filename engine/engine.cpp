@@ -329,18 +329,43 @@ void Engine::RestoreGlobal(const GlobalState& g, const std::map<int32_t, int64_t
 
 Recommendations Engine::Recommend(std::string_view user, size_t k,
                                   const std::vector<std::string>& exclude, bool explain) const {
-  std::shared_lock lock(mu_);
+  // In phases, each under its own hold of the shared lock, and the item-index search under
+  // none: the learner's exclusive slices wait for the phase a query is in, not for the whole
+  // query, and queries waiting behind a slice wait that much less. Every phase reads one
+  // consistent state; the candidates of an earlier phase are only a set of item ids, scored,
+  // filtered by the seen list and turned into ids in the last phase, at one instant.
   Recommendations r;
   r.user = std::string(user);
   std::vector<uint32_t> ex;
-  for (const auto& e : exclude) {
-    if (auto i = items_.Find(e)) ex.push_back(*i);
+  uint32_t idx = std::numeric_limits<uint32_t>::max();
+  bool two_stage = false;
+  std::vector<float> query;
+  {
+    std::shared_lock lock(mu_);
+    for (const auto& e : exclude) {
+      if (auto i = items_.Find(e)) ex.push_back(*i);
+    }
+    if (const auto u = users_.Find(user)) idx = *u;  // a forgotten user's index is not reused
+    two_stage = KnownUser(idx) && item_ann_.Active();
+    if (two_stage) query.assign(model_.UserVector(idx), model_.UserVector(idx) + model_.dim());
   }
-  const auto u = users_.Find(user);
-  const uint32_t idx = u ? *u : std::numeric_limits<uint32_t>::max();
-  bool from_model = u && model_.HasUser(idx) && model_.UserEvents(idx) > 0;
-  std::vector<Scored> top =
-      from_model && item_ann_.Active() ? RecommendTwoStage(idx, k, ex) : std::vector<Scored>{};
+  std::vector<uint32_t> cand;
+  if (two_stage) {
+    for (const Scored& s : item_ann_.SearchVector(query.data(), kIndexCandidates, kIndexEf,
+                                                  /*all_candidates=*/true)) {
+      cand.push_back(s.id);
+    }
+    two_stage = !cand.empty();  // empty: the index went away meanwhile (restored rows)
+  }
+  if (two_stage) {
+    std::shared_lock lock(mu_);
+    two_stage = KnownUser(idx);
+    if (two_stage) AddTwoStageCandidates(idx, cand);
+  }
+  std::shared_lock lock(mu_);
+  bool from_model = KnownUser(idx);
+  std::vector<Scored> top = two_stage && from_model ? RecommendTwoStage(idx, k, ex, std::move(cand))
+                                                    : std::vector<Scored>{};
   if (top.size() < std::min(k, model_.items())) top = model_.Recommend(idx, k, ex, &from_model);
   for (const Scored& s : top) {
     ItemScore is{items_.Id(s.id), s.score, {}};
@@ -353,24 +378,27 @@ Recommendations Engine::Recommend(std::string_view user, size_t k,
   return r;
 }
 
-std::vector<Scored> Engine::RecommendTwoStage(uint32_t user, size_t k,
-                                              std::span<const uint32_t> exclude) const {
-  // Candidates: the items nearest the user's vector in the item index (cosine; re-scored below
-  // with the exact dot product and bias), the items with the strongest co-occurrence evidence,
-  // and the most popular items. Scoring only these touches a few hundred item rows instead of
-  // the whole table. The exact scan is the oracle: tests/unit/two_stage_test.cpp compares.
-  std::vector<uint32_t> cand;
-  cand.reserve(kIndexCandidates + kNeighbourCandidates + popular_items_.size());
-  for (const Scored& s : item_ann_.SearchVector(model_.UserVector(user), kIndexCandidates, kIndexEf,
-                                                /*all_candidates=*/true)) {
-    cand.push_back(s.id);
-  }
+bool Engine::KnownUser(uint32_t user) const {
+  return model_.HasUser(user) && model_.UserEvents(user) > 0;
+}
+
+void Engine::AddTwoStageCandidates(uint32_t user, std::vector<uint32_t>& cand) const {
   model_.NeighbourCandidates(user, kNeighbourRows, kNeighbourCandidates, cand);
   if (popular_items_.empty()) {  // the index became active after the last Apply()
     model_.PopularCandidates(kPopularCandidates, cand);
   } else {
     cand.insert(cand.end(), popular_items_.begin(), popular_items_.end());
   }
+}
+
+std::vector<Scored> Engine::RecommendTwoStage(uint32_t user, size_t k,
+                                              std::span<const uint32_t> exclude,
+                                              std::vector<uint32_t> cand) const {
+  // Candidates (gathered by Recommend): the items nearest the user's vector in the item index
+  // (cosine; re-scored here with the exact dot product and bias), the items with the strongest
+  // co-occurrence evidence, and the most popular items. Scoring only these touches a few
+  // hundred item rows instead of the whole table. The exact scan is the oracle:
+  // tests/unit/two_stage_test.cpp compares.
   std::sort(cand.begin(), cand.end());
   cand.erase(std::unique(cand.begin(), cand.end()), cand.end());
   const auto seen = model_.Seen(user);
@@ -387,27 +415,49 @@ std::vector<Scored> Engine::RecommendTwoStage(uint32_t user, size_t k,
 
 Result<std::vector<EntityScore>> Engine::SimilarUsers(std::string_view user, size_t k,
                                                       Metric metric) const {
-  std::shared_lock lock(mu_);
-  const auto u = users_.Find(user);
-  if (!u || !model_.HasUser(*u)) return Error{"not_found", "unknown user"};
-  std::vector<EntityScore> out;
-  // Cosine goes through the index when there is one; other metrics are exact.
-  const bool ann = metric == Metric::kCosine && user_ann_.Active();
-  for (const Scored& s : ann ? user_ann_.Search(model_, *u, k) : model_.SimilarUsers(*u, k, metric))
-    out.push_back({users_.Id(s.id), s.score});
-  return out;
+  return Similar(user_ann_, users_, user, k, metric);
 }
 
 Result<std::vector<EntityScore>> Engine::SimilarItems(std::string_view item, size_t k,
                                                       Metric metric) const {
+  return Similar(item_ann_, items_, item, k, metric);
+}
+
+Result<std::vector<EntityScore>> Engine::Similar(const LiveAnn& ann, const IdInterner& ids,
+                                                 std::string_view id, size_t k,
+                                                 Metric metric) const {
+  const bool users = &ann == &user_ann_;
+  const auto known = [&](uint32_t x) { return users ? model_.HasUser(x) : x < model_.items(); };
+  const auto answer = [&](const std::vector<Scored>& top) {
+    std::vector<EntityScore> out;
+    for (const Scored& s : top) out.push_back({ids.Id(s.id), s.score});
+    return out;
+  };
+  // Cosine goes through the index when there is one (searched with no engine lock held, as in
+  // Recommend); other metrics are exact.
+  uint32_t x = 0;
+  std::vector<float> query;
+  {
+    std::shared_lock lock(mu_);
+    const auto found = ids.Find(id);
+    if (!found || !known(*found)) return NotFound(users);
+    x = *found;
+    if (metric != Metric::kCosine || !ann.Active()) {
+      return answer(users ? model_.SimilarUsers(x, k, metric) : model_.SimilarItems(x, k, metric));
+    }
+    query = ann.QueryRow(model_, x);
+  }
+  std::vector<Scored> cand = ann.SearchCandidates(query.data(), k, x);
   std::shared_lock lock(mu_);
-  const auto i = items_.Find(item);
-  if (!i || *i >= model_.items()) return Error{"not_found", "unknown item"};
-  std::vector<EntityScore> out;
-  const bool ann = metric == Metric::kCosine && item_ann_.Active();
-  for (const Scored& s : ann ? item_ann_.Search(model_, *i, k) : model_.SimilarItems(*i, k, metric))
-    out.push_back({items_.Id(s.id), s.score});
-  return out;
+  if (!known(x)) return NotFound(users);  // forgotten meanwhile
+  if (cand.empty() && !ann.Active()) {    // the index went away meanwhile (restored rows)
+    return answer(users ? model_.SimilarUsers(x, k, metric) : model_.SimilarItems(x, k, metric));
+  }
+  return answer(ann.Rescore(model_, x, std::move(cand), k));
+}
+
+Error Engine::NotFound(bool user) {
+  return user ? Error{"not_found", "unknown user"} : Error{"not_found", "unknown item"};
 }
 
 Result<UserInfo> Engine::GetUser(std::string_view user, bool with_embedding) const {

@@ -225,9 +225,18 @@ class Engine {
   // Installs a list from PopularNow() and stamps popular_at_. Caller holds write_mu_ (still
   // since PopularNow) and mu_ exclusively, for a swap.
   void SetPopular(std::vector<uint32_t> popular);
-  // Exact hybrid top-k over candidates from the item index, the neighbourhood and popularity.
-  std::vector<Scored> RecommendTwoStage(uint32_t user, size_t k,
-                                        std::span<const uint32_t> exclude) const;
+  // SimilarUsers / SimilarItems: `ann` and `ids` are the users' or the items'.
+  Result<std::vector<EntityScore>> Similar(const LiveAnn& ann, const IdInterner& ids,
+                                           std::string_view id, size_t k, Metric metric) const;
+  static Error NotFound(bool user);
+  // Whether recommendations for `user` come from the model (it has events). Caller holds mu_.
+  bool KnownUser(uint32_t user) const;
+  // Appends the neighbourhood and popular candidates of the two-stage path. Caller holds mu_.
+  void AddTwoStageCandidates(uint32_t user, std::vector<uint32_t>& cand) const;
+  // Exact hybrid top-k over `cand` (item-index, neighbourhood and popular candidates, with
+  // duplicates), seen and excluded items removed. Caller holds mu_.
+  std::vector<Scored> RecommendTwoStage(uint32_t user, size_t k, std::span<const uint32_t> exclude,
+                                        std::vector<uint32_t> cand) const;
   std::mutex maintain_mu_;  // one MaintainIndexes() at a time
   Rng maintain_rng_;
   // Whether builds wait for a catch-up now (NoteLag); the maintainer's own state, under

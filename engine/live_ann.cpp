@@ -109,17 +109,29 @@ bool LiveAnn::Drifted(const OnlineModel& model, uint32_t id) const {
 }
 
 std::vector<Scored> LiveAnn::Search(const OnlineModel& model, uint32_t id, size_t k) const {
+  return Rescore(model, id, SearchCandidates(Row(model, id), k, id), k);
+}
+
+std::vector<Scored> LiveAnn::SearchCandidates(const float* query, size_t k,
+                                              uint32_t exclude) const {
+  const uint32_t excluded[] = {exclude};
+  std::shared_lock reading(index_mu_);  // the pointer too: no engine lock need be held
   if (!index_) return {};
-  const uint32_t exclude[] = {id};
-  std::shared_lock reading(index_mu_);
-  return SearchRescored(*index_, Row(model, id), k, params_.ef_search, exclude,
-                        [&](uint32_t x) { return Row(model, x); });
+  return index_->Search(query, k, params_.ef_search, excluded, /*all_candidates=*/true);
+}
+
+std::vector<Scored> LiveAnn::Rescore(const OnlineModel& model, uint32_t id,
+                                     std::vector<Scored> cand, size_t k) const {
+  const float* query = Row(model, id);
+  std::erase_if(cand, [&](const Scored& s) { return !Eligible(model, s.id); });
+  for (Scored& s : cand) s.score = Cosine(query, Row(model, s.id), dim_);
+  return TopK(std::move(cand), k);
 }
 
 std::vector<Scored> LiveAnn::SearchVector(const float* query, size_t k, size_t ef,
                                           bool all_candidates) const {
+  std::shared_lock reading(index_mu_);  // the pointer too: no engine lock is held
   if (!index_) return {};
-  std::shared_lock reading(index_mu_);
   return index_->Search(query, k, ef, {}, all_candidates);
 }
 
@@ -206,7 +218,11 @@ void LiveAnn::FinishBuild(std::unique_ptr<AnnIndex> built) {
   since_snapshot_.clear();
   since_snapshot_.shrink_to_fit();
   building_ = false;
-  index_ = std::move(built);
+  {
+    std::unique_lock writing(index_mu_);  // SearchVector reads the pointer under it alone
+    index_.swap(built);
+  }
+  built.reset();  // the old index is freed outside index_mu_
   std::lock_guard lock(mu_);
   ++builds_;
   if (recall_.count() > 0) last_recall_ = recall_.mean();

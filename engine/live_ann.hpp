@@ -25,10 +25,12 @@
 // [exclusive] for writers, [shared] for readers (Stats() too); the recall counters have their
 // own mutex. BeginBuild/FinishBuild/SampleRecall/SweepDrift are called by one maintenance thread at
 // a time. Sync() runs under the shared lock, beside queries: it writes the index's contents
-// (never the index_ pointer, which only [exclusive] methods replace) under index_mu_, held for
-// at most ~0.25 ms (plus one re-insert) at a time, so a query never waits for a whole batch of
-// re-inserts and the learner's exclusive hold covers learning only. Sync() and BeginBuild()
-// (both [shared]) share the writer-side bookkeeping under sync_mu_.
+// (never the index_ pointer, which only [exclusive] methods replace, under index_mu_ too) under
+// index_mu_, held for at most ~0.25 ms (plus one re-insert) at a time, so a query never waits
+// for a whole batch of re-inserts and the learner's exclusive hold covers learning only. Sync()
+// and BeginBuild() (both [shared]) share the writer-side bookkeeping under sync_mu_.
+// SearchVector() needs no engine lock at all (it reads no model row), so a query can search the
+// index while the learner holds the engine's lock.
 #pragma once
 
 #include <atomic>
@@ -90,7 +92,10 @@ class LiveAnn {
   // reached). Cheap when there is no index: Engine::Restore* call it per row.
   void Reset() {
     if (!index_ && !building_) return;
-    index_.reset();
+    {
+      std::unique_lock writing(index_mu_);  // SearchVector reads the pointer under it alone
+      index_.reset();
+    }
     if (building_) discard_build_ = true;
     tracking_ = false;
     for (uint32_t id : touched_) touched_flag_[id] = 0;
@@ -103,11 +108,25 @@ class LiveAnn {
 
   // [shared] Whether cosine queries are answered by the index.
   bool Active() const { return index_ != nullptr; }
-  // [shared] AnnIndex::Search of the live index by a vector (none when not Active()).
+  // [no lock] AnnIndex::Search of the live index by a vector (none when there is no index).
   std::vector<Scored> SearchVector(const float* query, size_t k, size_t ef,
                                    bool all_candidates) const;
-  // [shared] Top-k by cosine of row `id` (excluded itself), re-scored with current vectors.
+  // [shared] Top-k by cosine of row `id` (excluded itself), re-scored with current vectors:
+  // Rescore(SearchCandidates(row of id)).
   std::vector<Scored> Search(const OnlineModel& model, uint32_t id, size_t k) const;
+  // The same in two steps, so a query holds no engine lock while it searches:
+  // [shared] the row to search by, copied;
+  std::vector<float> QueryRow(const OnlineModel& model, uint32_t id) const {
+    const float* row = Row(model, id);
+    return std::vector<float>(row, row + dim_);
+  }
+  // [no lock] the index's candidates for the top-k by cosine of `query`, `exclude` left out
+  // (none when there is no index);
+  std::vector<Scored> SearchCandidates(const float* query, size_t k, uint32_t exclude) const;
+  // [shared] the candidates re-scored by cosine to row `id` with current vectors, those no longer
+  // eligible (a user forgotten since the search) dropped, top k.
+  std::vector<Scored> Rescore(const OnlineModel& model, uint32_t id, std::vector<Scored> cand,
+                              size_t k) const;
 
   // ---- maintenance (one thread at a time) ------------------------------------------------
   // [shared] Whether a build should start now.

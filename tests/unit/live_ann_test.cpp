@@ -14,7 +14,9 @@
 #include "config/options.hpp"
 #include "engine/engine.hpp"
 #include "engine/generator.hpp"
+#include "engine/similarity.hpp"
 #include "engine/state.hpp"
+#include "engine/topk.hpp"
 
 namespace simstream::engine {
 namespace {
@@ -362,6 +364,45 @@ TEST(LiveAnn, RecallIsCarriedOverARebuildUntilTheNewIndexIsSampled) {
   EXPECT_EQ(s.recall_samples, 21u);
 }
 
+// The two steps a query takes around its lock-free search: SearchCandidates (no engine lock),
+// then Rescore (shared lock). A user forgotten between the two is in the candidates but must not
+// be in the answer; the rest is scored by the exact cosine to the query row as it is now.
+TEST(LiveAnn, RescoreDropsUsersForgottenAfterTheSearch) {
+  config::Options o = WithIndex("hnsw");
+  OnlineModel model(o.model);
+  std::mt19937 gen(8);
+  for (uint64_t n = 0; n < 20000; ++n) {
+    model.Observe({static_cast<uint32_t>(gen() % 400), static_cast<uint32_t>(gen() % 300), 1.0f,
+                   static_cast<int64_t>(n), n});
+  }
+  LiveAnn ann(LiveAnn::Table::kUsers, o.index, static_cast<int>(o.model.dim));
+  ann.FinishBuild(ann.Build(ann.BeginBuild(model)));
+  constexpr uint32_t kQuery = 5;
+  const std::vector<float> row = ann.QueryRow(model, kQuery);
+  std::vector<Scored> cand = ann.SearchCandidates(row.data(), 10, kQuery);
+  ASSERT_GE(cand.size(), 10u);
+  for (const Scored& c : cand) ASSERT_NE(c.id, kQuery);
+  const uint32_t gone = cand.front().id;  // the nearest: it would lead the answer
+  model.ForgetUser(gone);                 // between the search and the re-scoring
+  // Every candidate asked for back: a forgotten row (zeroed) would otherwise just rank last.
+  const std::vector<Scored> top = ann.Rescore(model, kQuery, cand, cand.size());
+  // The slow twin: every eligible candidate scored by the cosine of the current rows.
+  std::vector<Scored> want;
+  for (const Scored& c : cand) {
+    if (c.id == gone) continue;
+    want.push_back({c.id, Cosine(model.UserVector(kQuery), model.UserVector(c.id),
+                                 static_cast<int>(o.model.dim))});
+  }
+  want = TopK(std::move(want), want.size());
+  ASSERT_EQ(top.size(), cand.size() - 1);
+  ASSERT_EQ(top.size(), want.size());
+  for (size_t n = 0; n < top.size(); ++n) {
+    EXPECT_NE(top[n].id, gone);
+    EXPECT_EQ(top[n].id, want[n].id);
+    EXPECT_FLOAT_EQ(top[n].score, want[n].score);
+  }
+}
+
 // Answers of a cosine similar-users/items query: at most k, distinct, never the query itself,
 // finite cosine scores in order.
 void ExpectWellFormed(const Result<std::vector<EntityScore>>& r, const std::string& self,
@@ -436,6 +477,67 @@ TEST(LiveAnn, QueriesRunBesideReinsertsAndMaintenance) {
     ASSERT_TRUE(a.ok() && b.ok());
     EXPECT_EQ(a->embedding, b->embedding) << u;
   }
+}
+
+// Queries search the indexes with no engine lock held (between two holds of the shared lock):
+// a user forgotten before a query starts must still never appear in its answer, and an index
+// swapped in by a rebuild (here: forgetting a quarter of the users leaves that many tombstones)
+// must not pull the index out from under a search.
+TEST(LiveAnn, ForgottenUsersNeverAnswerWhileTheIndexIsRebuiltBesideQueries) {
+  config::Options o = WithIndex("hnsw");
+  o.index.maintenance_interval_ms = 1;  // the background maintainer rebuilds as soon as it may
+  o.index.rebuild_below_recall = 0.0;   // only tombstones trigger a rebuild
+  Engine live(o);
+  constexpr int kUsers = 400, kForget = 160;  // 40 % > the 25 % of tombstones that rebuild
+  const auto events = Stream(kUsers, 150, 6000, 21);
+  ApplyAll(live, events, 0, events.size());
+  live.MaintainIndexes();
+  ASSERT_EQ(live.Stats().user_index.mode, "hnsw");
+  ASSERT_EQ(live.Stats().user_index.builds, 1u);
+  std::atomic<int> forgotten{0};  // users u0 .. u(forgotten - 1) are forgotten
+  std::atomic<bool> done{false};
+  std::atomic<size_t> answers{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&, t] {
+      size_t n = 0;
+      while (!done.load()) {
+        const int before = forgotten.load();
+        const int q =
+            kForget + static_cast<int>((n * 7 + static_cast<size_t>(t)) % (kUsers - kForget));
+        const std::string u = "u" + std::to_string(q);
+        const auto near = live.SimilarUsers(u, 20, Metric::kCosine);
+        ASSERT_TRUE(near.ok()) << u;
+        ExpectWellFormed(near, u, 20);
+        for (const auto& x : near.value()) {
+          const int id = std::stoi(x.id.substr(1));
+          EXPECT_FALSE(id < before) << x.id << " was forgotten before the query started";
+        }
+        EXPECT_LE(live.Recommend(u, 10, {}, false).items.size(), 10u);
+        ++n;
+      }
+      answers += n;
+    });
+  }
+  for (int u = 0; u < kForget; ++u) {
+    ASSERT_TRUE(live.ForgetUser("u" + std::to_string(u)));
+    forgotten.store(u + 1);
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  // The maintainer rebuilds once the tombstones pass a quarter; the readers go on meanwhile.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (live.Stats().user_index.builds < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // queries on the new index too
+  done = true;
+  for (auto& r : readers) r.join();
+  EXPECT_GE(live.Stats().user_index.builds, 2u) << "the tombstones triggered a rebuild";
+  EXPECT_GT(answers.load(), 0u);
+  // And after it all, sequentially: nobody forgotten anywhere.
+  const auto near = live.SimilarUsers("u399", 100, Metric::kCosine);
+  ASSERT_TRUE(near.ok());
+  for (const auto& x : near.value()) EXPECT_GE(std::stoi(x.id.substr(1)), kForget) << x.id;
 }
 
 }  // namespace

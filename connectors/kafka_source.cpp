@@ -32,6 +32,7 @@ struct KafkaSource::Impl {
   // ---- poll thread only ----
   std::vector<engine::SourcedEvent> pending;  // read, not yet handed to the learner thread
   std::map<int32_t, int64_t> pending_skip;    // partition -> offset after the last rejected one
+  std::map<std::string, uint64_t, std::less<>> pending_rejected;  // reason -> messages
   // partition -> the engine's next offset at assignment: a message below it was already
   // applied or dead-lettered by this process (redelivered after the stored offsets lagged).
   std::map<int32_t, int64_t> skip_below;
@@ -63,11 +64,17 @@ struct KafkaSource::Impl {
   struct Batch {
     std::vector<engine::SourcedEvent> events;
     std::map<int32_t, int64_t> skip;  // dead-lettered positions, consumed after `events`
+    // Dead-lettered messages by reason, for Engine::RecordRejected: recorded by the learner
+    // thread, so validation never waits on the engine's writer lock.
+    std::map<std::string, uint64_t, std::less<>> rejected;
   };
   std::mutex hand_mu;
   std::condition_variable hand_cv;
   std::optional<Batch> handed;
   bool applying = false;
+  // Events read but not yet applied (in `handed` or being applied): part of the lag NoteLag
+  // reports, which counts what is not applied yet.
+  std::atomic<int64_t> in_flight{0};
   bool learner_stop = false;
   std::thread learner;
   std::mutex probe_mu;
@@ -303,19 +310,21 @@ void KafkaSource::Impl::Handle(rd_kafka_message_t* msg) {
   if (auto st = dlq->Send(letter); !st.ok()) {
     std::fprintf(stderr, "simstream: kafka: %s\n", st.error().message.c_str());
   }
-  engine->RecordRejected(err.code);
+  ++pending_rejected[err.code];
   pending_skip[msg->partition] = msg->offset + 1;
   std::lock_guard lock(mu);
   ++stats.dead_lettered;
 }
 
 void KafkaSource::Impl::Submit() {
-  if (pending.empty() && pending_skip.empty()) return;
+  if (pending.empty() && pending_skip.empty() && pending_rejected.empty()) return;
   std::unique_lock lock(hand_mu);
   hand_cv.wait(lock, [&] { return !handed.has_value(); });
-  handed.emplace(Batch{std::move(pending), std::move(pending_skip)});
+  in_flight.fetch_add(static_cast<int64_t>(pending.size()), std::memory_order_relaxed);
+  handed.emplace(Batch{std::move(pending), std::move(pending_skip), std::move(pending_rejected)});
   pending.clear();
   pending_skip.clear();
+  pending_rejected.clear();
   pending.reserve(static_cast<size_t>(std::max<int64_t>(1, kafka.batch_size)));
   lock.unlock();
   hand_cv.notify_all();
@@ -338,8 +347,10 @@ void KafkaSource::Impl::LearnLoop() {
     lock.unlock();
     hand_cv.notify_all();  // the slot is free: the poll thread may hand over the next batch
     const engine::ApplyOutcome out = engine->Apply(batch.events);
+    for (const auto& [reason, n] : batch.rejected) engine->RecordRejected(reason, n);
     // After the valid events before them: the dead-lettered positions count as consumed.
     engine->AdvanceOffsets(batch.skip);
+    in_flight.fetch_sub(static_cast<int64_t>(batch.events.size()), std::memory_order_relaxed);
     {
       std::lock_guard g(mu);
       stats.applied += out.applied;
@@ -391,7 +402,7 @@ void KafkaSource::Impl::NoteLag() {
     auto it = consumed_now.find(p);
     total += PartitionLag(lo, hi, sought, it != consumed_now.end() ? it->second : -1);
   }
-  engine->NoteLag(total);
+  engine->NoteLag(total + in_flight.load(std::memory_order_relaxed));
 }
 
 void KafkaSource::Impl::PollLoop() {
@@ -585,7 +596,8 @@ Status KafkaSource::Stop() {
     s.stopping.store(true);
   }
   s.probe_cv.notify_all();
-  if (s.poller.joinable()) s.poller.join();  // ends after at most one poll timeout + batch
+  // Ends after at most one poll timeout, plus learning what was read (at most three batches).
+  if (s.poller.joinable()) s.poller.join();
   // Flush first, ourselves: whether or not leaving the group produces a revocation event.
   Status flushed = s.started ? s.Revoke() : Status::Ok();
   bool closed = false;

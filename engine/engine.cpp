@@ -232,8 +232,9 @@ void Engine::AdvanceOffsets(const std::map<int32_t, int64_t>& next) {
 
 bool Engine::ForgetUser(std::string_view user) {
   std::lock_guard writer(write_mu_);
-  // Sync under the exclusive lock, unlike Apply(): a query must never find a forgotten user in
-  // the index (its answers are not filtered by eligibility), so the removal is atomic with it.
+  // Sync under the exclusive lock, unlike Apply(): a query that starts after the removal must
+  // not find a forgotten user in the index. (A query that searched before it drops the user
+  // when it re-scores: LiveAnn::Rescore keeps eligible rows only.)
   std::unique_lock lock(mu_);
   const auto idx = users_.Forget(user);
   if (!idx) return false;
@@ -449,8 +450,9 @@ Result<std::vector<EntityScore>> Engine::Similar(const LiveAnn& ann, const IdInt
   }
   std::vector<Scored> cand = ann.SearchCandidates(query.data(), k, x);
   std::shared_lock lock(mu_);
-  if (!known(x)) return NotFound(users);  // forgotten meanwhile
-  if (cand.empty() && !ann.Active()) {    // the index went away meanwhile (restored rows)
+  // Forgotten meanwhile? A forgotten user keeps its slot in the model, not in the dictionary.
+  if (const auto again = ids.Find(id); !again || *again != x || !known(x)) return NotFound(users);
+  if (cand.empty() && !ann.Active()) {  // the index went away meanwhile (restored rows)
     return answer(users ? model_.SimilarUsers(x, k, metric) : model_.SimilarItems(x, k, metric));
   }
   return answer(ann.Rescore(model_, x, std::move(cand), k));

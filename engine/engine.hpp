@@ -1,5 +1,6 @@
-// Engine: the thread-safe face of the learner. One writer thread applies events (from Kafka,
-// a file, or a test); any number of reader threads answer queries at the same time.
+// Engine: the thread-safe face of the learner. Writers (Apply from the learner thread, and the
+// occasional RecordRejected / AdvanceOffsets / ForgetUser) take turns under write_mu_; any
+// number of reader threads answer queries at the same time.
 //
 // Thread safety: every public method may be called from any thread. Writers take the lock
 // exclusively (Apply() once per slice of kEventsPerLock events, so queries never wait for a

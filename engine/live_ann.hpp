@@ -191,7 +191,8 @@ class LiveAnn {
 
   std::unique_ptr<AnnIndex> index_;
   // Guards the contents of *index_ between Sync() (writes, under the engine's shared lock) and
-  // the readers; the pointer itself changes only under the engine's exclusive lock.
+  // the readers; the pointer itself changes only under the engine's exclusive lock *and* this
+  // one held exclusively (SearchVector/SearchCandidates read it under this one alone).
   mutable WriterPreferringMutex index_mu_;
   std::mutex sync_mu_;  // Sync() against BeginBuild(): the bookkeeping below
   // Touched rows since the last Sync; tracking is on once the index exists or is building.

@@ -168,7 +168,8 @@ class RocksDbStore final : public StateStore {
     opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
     opts.keep_log_file_num = 5;
     opts.max_background_jobs = 2;
-    // One writer (the flusher): the memtable insert hints below need serial memtable writes.
+    // Serial memtable writes, which the insert hints below need: the flusher is the only
+    // steady writer (settings and checkpoints write rarely), so nothing runs in parallel anyway.
     opts.allow_concurrent_memtable_write = false;
     rocksdb::ColumnFamilyOptions cf_opts;
     rocksdb::BlockBasedTableOptions table;

@@ -223,6 +223,8 @@ TEST(KafkaIngest, EveryMalformedClassIsDeadLetteredRealBroker) {
   ASSERT_TRUE(
       WaitFor([&] { return engine.events_applied() >= static_cast<uint64_t>(valid); }, 60s));
   ASSERT_TRUE(WaitFor([&] { return (*src)->Stats().dead_lettered >= bad.size(); }, 30s));
+  // The engine counts them when the learner thread takes their batch, just after.
+  ASSERT_TRUE(WaitFor([&] { return engine.Stats().events_rejected >= bad.size(); }, 30s));
   EXPECT_EQ(engine.events_applied(), static_cast<uint64_t>(valid));
   auto user = engine.GetUser("good", false);
   ASSERT_TRUE(user.ok());

@@ -47,9 +47,9 @@ Engine::~Engine() {
   if (maintainer_.joinable()) maintainer_.join();
 }
 
-void Engine::MaintainIndexes() {
+void Engine::MaintainIndexes(std::chrono::steady_clock::time_point now) {
   std::lock_guard maintaining(maintain_mu_);
-  const bool catching_up = CatchingUp();
+  const bool catching_up = CatchingUp(now);
   for (LiveAnn* ann : {&user_ann_, &item_ann_}) {
     LiveAnn::Snapshot snap;
     bool build = false;
@@ -104,8 +104,7 @@ void Engine::MaintainIndexes() {
   }
 }
 
-bool Engine::CatchingUp() {
-  const auto now = std::chrono::steady_clock::now();
+bool Engine::CatchingUp(std::chrono::steady_clock::time_point now) {
   const uint64_t applied = events_applied_.load(std::memory_order_relaxed);
   if (applied != progress_applied_) progress_applied_ = applied, progress_at_ = now;
   const int64_t defer_above = opts_.index.defer_builds_above_lag;

@@ -125,7 +125,10 @@ class Engine {
   // runs with no lock held: queries and the learner go on), samples recall@10 against exact
   // search, sweeps for drifted rows. The background thread calls it every
   // index.maintenance_interval_ms; tests and tools may call it directly.
-  void MaintainIndexes();
+  void MaintainIndexes() { MaintainIndexes(std::chrono::steady_clock::now()); }
+  // The same at instant `now` of the maintainer's clock, which only the deferral rules below
+  // read: tests pass their own to cover kDeferAtMost without waiting for it.
+  void MaintainIndexes(std::chrono::steady_clock::time_point now);
   // The consumer's lag: events in Kafka not yet applied (KafkaSource notes it after every
   // batch; kLagUnknown until it has measured it). While it exceeds index.defer_builds_above_lag
   // and the learner is applying events, MaintainIndexes() starts no build: a backlog is caught
@@ -242,7 +245,7 @@ class Engine {
   Rng maintain_rng_;
   // Whether builds wait for a catch-up now (NoteLag); the maintainer's own state, under
   // maintain_mu_.
-  bool CatchingUp();
+  bool CatchingUp(std::chrono::steady_clock::time_point now);
   uint64_t progress_applied_ = 0;  // events_applied at the last progress seen
   std::chrono::steady_clock::time_point progress_at_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point deferring_since_{};  // epoch: not deferring

@@ -212,6 +212,38 @@ TEST(LiveAnn, BuildsWaitWhileTheConsumerCatchesUp) {
   EXPECT_FALSE(never.Stats().user_index.build_deferred);
 }
 
+// A catch-up that lasts (a consumer slower than its producers) holds a due build back for at most
+// kDeferAtMost: on the maintainer's clock, passed in, with events applied before every tick.
+TEST(LiveAnn, ACatchUpHoldsBuildsBackForAtMostKDeferAtMost) {
+  config::Options o = WithIndex("hnsw");
+  o.index.defer_builds_above_lag = 1000;
+  Engine e(o);
+  const auto events = Stream(2000, 500, 22000, 4);
+  constexpr size_t kSlice = 2000;
+  ApplyAll(e, events, 0, kSlice);
+  e.NoteLag(50000);
+  const auto t0 = std::chrono::steady_clock::now();
+  size_t next = kSlice;
+  const auto tick = [&](std::chrono::steady_clock::duration at) {
+    ApplyAll(e, events, next, next + kSlice);  // the learner is making progress
+    next += kSlice;
+    e.MaintainIndexes(t0 + at);
+  };
+  e.MaintainIndexes(t0);
+  for (int minute = 1; minute <= 9; ++minute) {
+    tick(std::chrono::minutes(minute));
+    EXPECT_EQ(e.Stats().user_index.builds, 0u) << "minute " << minute;
+    EXPECT_TRUE(e.Stats().user_index.build_deferred) << "minute " << minute;
+  }
+  tick(Engine::kDeferAtMost);  // the limit itself still defers
+  EXPECT_EQ(e.Stats().user_index.builds, 0u);
+  tick(Engine::kDeferAtMost + std::chrono::seconds(1));
+  EXPECT_EQ(e.Stats().user_index.builds, 1u) << "the catch-up lasted longer than kDeferAtMost";
+  EXPECT_EQ(e.Stats().item_index.builds, 1u);
+  EXPECT_FALSE(e.Stats().user_index.build_deferred);
+  EXPECT_EQ(e.Stats().user_index.mode, "hnsw");
+}
+
 // After a restart the rows come from storage (Engine::Restore*), not from Apply: the next
 // maintenance must index them, queries must be exact until then, and an index built while the
 // restore was still running must not survive it.

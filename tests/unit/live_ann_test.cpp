@@ -34,6 +34,15 @@ std::vector<SourcedEvent> Stream(size_t users, size_t items, size_t events, uint
   return out;
 }
 
+// 20k events of 400 users on 300 items, uniformly at random: a model for LiveAnn on its own.
+void ObserveRandom(OnlineModel& model, uint32_t seed) {
+  std::mt19937 gen(seed);
+  for (uint64_t n = 0; n < 20000; ++n) {
+    model.Observe({static_cast<uint32_t>(gen() % 400), static_cast<uint32_t>(gen() % 300), 1.0f,
+                   static_cast<int64_t>(n), n});
+  }
+}
+
 config::Options WithIndex(const std::string& kind) {
   config::Options o;
   o.index.kind = kind;
@@ -372,11 +381,7 @@ TEST(LiveAnn, RowsTouchedDuringABuildAreIndexedWhenItEnds) {
 TEST(LiveAnn, RecallIsCarriedOverARebuildUntilTheNewIndexIsSampled) {
   config::Options o = WithIndex("hnsw");
   OnlineModel model(o.model);
-  std::mt19937 gen(3);
-  for (uint64_t n = 0; n < 20000; ++n) {
-    model.Observe({static_cast<uint32_t>(gen() % 400), static_cast<uint32_t>(gen() % 300), 1.0f,
-                   static_cast<int64_t>(n), n});
-  }
+  ObserveRandom(model, 3);
   LiveAnn ann(LiveAnn::Table::kUsers, o.index, static_cast<int>(o.model.dim));
   Rng rng(5);
   const auto build = [&] {
@@ -411,11 +416,7 @@ TEST(LiveAnn, RecallIsCarriedOverARebuildUntilTheNewIndexIsSampled) {
 TEST(LiveAnn, RescoreDropsUsersForgottenAfterTheSearch) {
   config::Options o = WithIndex("hnsw");
   OnlineModel model(o.model);
-  std::mt19937 gen(8);
-  for (uint64_t n = 0; n < 20000; ++n) {
-    model.Observe({static_cast<uint32_t>(gen() % 400), static_cast<uint32_t>(gen() % 300), 1.0f,
-                   static_cast<int64_t>(n), n});
-  }
+  ObserveRandom(model, 8);
   LiveAnn ann(LiveAnn::Table::kUsers, o.index, static_cast<int>(o.model.dim));
   ann.FinishBuild(ann.Build(ann.BeginBuild(model)));
   constexpr uint32_t kQuery = 5;

@@ -111,6 +111,15 @@ class AnnIndex {
 [[nodiscard]] std::unique_ptr<AnnIndex> MakeAnnIndex(AnnKind kind, int dim, const AnnParams& params,
                                                      size_t capacity = 1024);
 
+// Top k of candidates re-scored by exact cosine of `query` against `row(id)` -> const float*
+// (dim floats).
+template <typename RowFn>
+[[nodiscard]] std::vector<Scored> RescoreByCosine(std::vector<Scored> cand, const float* query,
+                                                  int dim, size_t k, RowFn&& row) {
+  for (Scored& s : cand) s.score = Cosine(query, row(s.id), dim);
+  return TopK(std::move(cand), k);
+}
+
 // Re-ranks the index's candidates (Search with all_candidates) by exact cosine against the
 // CURRENT vectors, `row(id)` -> const float* (dim floats): scores are exact, and a neighbour
 // whose indexed vector lags its current one by less than the drift threshold is still found
@@ -119,9 +128,8 @@ template <typename RowFn>
 [[nodiscard]] std::vector<Scored> SearchRescored(const AnnIndex& index, const float* query,
                                                  size_t k, size_t ef,
                                                  std::span<const uint32_t> exclude, RowFn&& row) {
-  std::vector<Scored> cand = index.Search(query, k, ef, exclude, /*all_candidates=*/true);
-  for (Scored& s : cand) s.score = Cosine(query, row(s.id), index.dim());
-  return TopK(std::move(cand), k);
+  return RescoreByCosine(index.Search(query, k, ef, exclude, /*all_candidates=*/true), query,
+                         index.dim(), k, row);
 }
 
 // |approx ∩ exact| / |exact| over ids (1 when exact is empty).

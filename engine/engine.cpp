@@ -433,6 +433,9 @@ Result<std::vector<EntityScore>> Engine::Similar(const LiveAnn& ann, const IdInt
     for (const Scored& s : top) out.push_back({ids.Id(s.id), s.score});
     return out;
   };
+  const auto exact = [&](uint32_t x) {  // caller holds mu_
+    return answer(users ? model_.SimilarUsers(x, k, metric) : model_.SimilarItems(x, k, metric));
+  };
   // Cosine goes through the index when there is one (searched with no engine lock held, as in
   // Recommend); other metrics are exact.
   uint32_t x = 0;
@@ -442,18 +445,14 @@ Result<std::vector<EntityScore>> Engine::Similar(const LiveAnn& ann, const IdInt
     const auto found = ids.Find(id);
     if (!found || !known(*found)) return NotFound(users);
     x = *found;
-    if (metric != Metric::kCosine || !ann.Active()) {
-      return answer(users ? model_.SimilarUsers(x, k, metric) : model_.SimilarItems(x, k, metric));
-    }
+    if (metric != Metric::kCosine || !ann.Active()) return exact(x);
     query = ann.QueryRow(model_, x);
   }
   std::vector<Scored> cand = ann.SearchCandidates(query.data(), k, x);
   std::shared_lock lock(mu_);
   // Forgotten meanwhile? A forgotten user keeps its slot in the model, not in the dictionary.
   if (const auto again = ids.Find(id); !again || *again != x || !known(x)) return NotFound(users);
-  if (cand.empty() && !ann.Active()) {  // the index went away meanwhile (restored rows)
-    return answer(users ? model_.SimilarUsers(x, k, metric) : model_.SimilarItems(x, k, metric));
-  }
+  if (cand.empty() && !ann.Active()) return exact(x);  // the index went away (restored rows)
   return answer(ann.Rescore(model_, x, std::move(cand), k));
 }
 

@@ -115,24 +115,23 @@ std::vector<Scored> LiveAnn::Search(const OnlineModel& model, uint32_t id, size_
 std::vector<Scored> LiveAnn::SearchCandidates(const float* query, size_t k,
                                               uint32_t exclude) const {
   const uint32_t excluded[] = {exclude};
-  std::shared_lock reading(index_mu_);  // the pointer too: no engine lock need be held
-  if (!index_) return {};
-  return index_->Search(query, k, params_.ef_search, excluded, /*all_candidates=*/true);
+  return SearchVector(query, k, params_.ef_search, /*all_candidates=*/true, excluded);
 }
 
 std::vector<Scored> LiveAnn::Rescore(const OnlineModel& model, uint32_t id,
                                      std::vector<Scored> cand, size_t k) const {
   const float* query = Row(model, id);
   std::erase_if(cand, [&](const Scored& s) { return !Eligible(model, s.id); });
-  for (Scored& s : cand) s.score = Cosine(query, Row(model, s.id), dim_);
-  return TopK(std::move(cand), k);
+  return RescoreByCosine(std::move(cand), query, dim_, k,
+                         [&](uint32_t x) { return Row(model, x); });
 }
 
 std::vector<Scored> LiveAnn::SearchVector(const float* query, size_t k, size_t ef,
-                                          bool all_candidates) const {
+                                          bool all_candidates,
+                                          std::span<const uint32_t> exclude) const {
   std::shared_lock reading(index_mu_);  // the pointer too: no engine lock is held
   if (!index_) return {};
-  return index_->Search(query, k, ef, {}, all_candidates);
+  return index_->Search(query, k, ef, exclude, all_candidates);
 }
 
 bool LiveAnn::WantsBuild(const OnlineModel& model) const {

@@ -38,6 +38,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -109,8 +110,8 @@ class LiveAnn {
   // [shared] Whether cosine queries are answered by the index.
   bool Active() const { return index_ != nullptr; }
   // [no lock] AnnIndex::Search of the live index by a vector (none when there is no index).
-  std::vector<Scored> SearchVector(const float* query, size_t k, size_t ef,
-                                   bool all_candidates) const;
+  std::vector<Scored> SearchVector(const float* query, size_t k, size_t ef, bool all_candidates,
+                                   std::span<const uint32_t> exclude = {}) const;
   // [shared] Top-k by cosine of row `id` (excluded itself), re-scored with current vectors:
   // Rescore(SearchCandidates(row of id)).
   std::vector<Scored> Search(const OnlineModel& model, uint32_t id, size_t k) const;

@@ -42,4 +42,13 @@ void SortEdges(std::span<EdgeState> edges, std::vector<EdgeState>& scratch) {
   if (from != edges.data()) std::copy(from, from + n, edges.data());
 }
 
+size_t KeepLastPerEdge(std::span<EdgeState> edges) {
+  size_t kept = 0;
+  for (size_t i = 0; i < edges.size(); ++i) {
+    const bool last = i + 1 == edges.size() || KeyOf(edges[i + 1]) != KeyOf(edges[i]);
+    if (last) edges[kept++] = edges[i];
+  }
+  return kept;
+}
+
 }  // namespace simstream::engine

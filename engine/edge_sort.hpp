@@ -17,4 +17,9 @@ namespace simstream::engine {
 // edges.size(), kept by the caller so a steady flusher does not allocate).
 void SortEdges(std::span<EdgeState> edges, std::vector<EdgeState>& scratch);
 
+// Given edges sorted by (a, b) with equal edges in log order (as SortEdges leaves a log, being
+// stable), keeps the last entry of each edge, in place; returns how many are kept (the first ones
+// of `edges`, still sorted).
+size_t KeepLastPerEdge(std::span<EdgeState> edges);
+
 }  // namespace simstream::engine

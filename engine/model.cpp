@@ -556,7 +556,7 @@ void OnlineModel::TakeChanges(ChangeSet& out) {
     // In slot order: FinishTakeChanges sorts, after the lock.
     graph_.Row(r).ForEach([&](uint32_t b, float w) { out.edges.push_back({r, b, w}); });
   }
-  std::swap(taken_edges_, dirty_edges_);  // the emptied map of the last take comes back
+  taken_edges_.swap(dirty_edges_);  // the emptied log of the last take comes back
   taken_rewritten_.swap(rewritten_rows_);
   out.global = ExportGlobal();
   out.dim = dim_;
@@ -567,18 +567,20 @@ void OnlineModel::TakeChanges(ChangeSet& out) {
 }
 
 void OnlineModel::FinishTakeChanges(ChangeSet& out) {
+  // The rows written whole carry all their edges already: their logged changes are dropped.
+  taken_rewritten_mark_.assign(taken_rewritten_.empty() ? 0 : taken_rewritten_.back() + 1, 0);
+  for (uint32_t r : taken_rewritten_) taken_rewritten_mark_[r] = 1;
+  const size_t first = std::min(taken_first_edge_, out.edges.size());
   out.edges.reserve(out.edges.size() + taken_edges_.size());
-  taken_edges_.ForEach([&](uint64_t e, float w) {
-    const auto a = static_cast<uint32_t>(e >> 32);
-    const auto b = static_cast<uint32_t>(e);
-    if (!taken_rewritten_.empty() &&
-        std::binary_search(taken_rewritten_.begin(), taken_rewritten_.end(), a))
-      return;  // written whole by TakeChanges
-    out.edges.push_back({a, b, w});
-  });
+  for (const EdgeState& e : taken_edges_.entries()) {
+    if (e.a < taken_rewritten_mark_.size() && taken_rewritten_mark_[e.a]) continue;
+    out.edges.push_back(e);
+  }
   // The rows written whole and the patches, together: no row is both, so each row is one run.
-  SortEdges(std::span(out.edges).subspan(std::min(taken_first_edge_, out.edges.size())),
-            edge_scratch_);
+  // The sort is stable, so of an edge logged more than once the last change comes last.
+  const std::span<EdgeState> take = std::span(out.edges).subspan(first);
+  SortEdges(take, edge_scratch_);
+  out.edges.resize(first + KeepLastPerEdge(take));
   taken_edges_.Clear();
   taken_rewritten_.clear();
 }

@@ -172,7 +172,7 @@ class OnlineModel final : public StreamingScorer {
   };
   void MarkUser(uint32_t u);
   void MarkItem(uint32_t i);
-  void MarkEdge(uint32_t a, uint32_t b, float w) { dirty_edges_.Set(DirtyEdges::Key(a, b), w); }
+  void MarkEdge(uint32_t a, uint32_t b, float w) { dirty_edges_.Add(a, b, w); }
 
   // Grows the tables to hold index u / i; new rows get their seeded random start, except the
   // last one when `init` is false (an import overwrites it).
@@ -240,12 +240,13 @@ class OnlineModel final : public StreamingScorer {
   bool track_changes_ = false;
   std::vector<uint8_t> user_dirty_, item_dirty_, row_rewritten_;
   std::vector<uint32_t> dirty_users_, dirty_items_, rewritten_rows_, forgotten_users_;
-  DirtyEdges dirty_edges_;
+  EdgeLog dirty_edges_;
   // Handed from TakeChanges() to FinishTakeChanges(): the changed edges, the rows written
   // whole (sorted), whose edges are not patched, and where that take's edges start in
   // out.edges (the rows written whole, still unsorted).
-  DirtyEdges taken_edges_;
+  EdgeLog taken_edges_;
   std::vector<uint32_t> taken_rewritten_;
+  std::vector<uint8_t> taken_rewritten_mark_;  // FinishTakeChanges: by row, 1 if written whole
   size_t taken_first_edge_ = 0;
   std::vector<EdgeState> edge_scratch_;  // FinishTakeChanges' sort
   std::vector<uint32_t> pruned_scratch_;

@@ -7,11 +7,11 @@
 #include <cmath>
 #include <map>
 #include <random>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "engine/dirty_set.hpp"
+#include "engine/edge_sort.hpp"
 
 namespace simstream::engine {
 namespace {
@@ -223,42 +223,51 @@ TEST(CooccurrenceGraphTest, PruningBoundsRows) {
   EXPECT_GE(max_size, kMaxRow * 3 / 4);  // pruning did happen
 }
 
-// DirtyEdges against an std::unordered_map twin: overwrites keep the last weight, Clear()
-// (including the shrinking path after a burst) empties it, and it stays usable after.
-TEST(DirtyEdgesTest, MatchesUnorderedMapAcrossClears) {
+// EdgeLog collapsed the way a flush does (SortEdges, then KeepLastPerEdge) against an
+// std::map twin that keeps the last weight of each edge: across rounds of very different sizes,
+// including the burst whose Clear() gives memory back, and the extreme keys.
+TEST(EdgeLogTest, CollapsedLogMatchesALastWriteWinsMapAcrossClears) {
   std::mt19937_64 rng(77);
-  DirtyEdges edges;
-  std::unordered_map<uint64_t, float> twin;
-  auto contents = [&] {
-    std::unordered_map<uint64_t, float> out;
-    edges.ForEach([&](uint64_t k, float w) {
-      EXPECT_TRUE(out.emplace(k, w).second) << "key " << k << " visited twice";
-    });
+  EdgeLog log;
+  std::map<std::pair<uint32_t, uint32_t>, float> twin;
+  std::vector<EdgeState> scratch;
+  auto collapsed = [&] {
+    std::vector<EdgeState> e(log.entries().begin(), log.entries().end());
+    SortEdges(e, scratch);
+    e.resize(KeepLastPerEdge(e));
+    std::map<std::pair<uint32_t, uint32_t>, float> out;
+    for (const EdgeState& x : e) {
+      EXPECT_TRUE(out.emplace(std::pair(x.a, x.b), x.w).second) << x.a << "," << x.b << " twice";
+    }
+    EXPECT_TRUE(std::is_sorted(e.begin(), e.end(), [](const EdgeState& x, const EdgeState& y) {
+      return std::pair(x.a, x.b) < std::pair(y.a, y.b);
+    }));
     return out;
   };
-  // Rounds of very different sizes: growth, the burst that shrinks on Clear(), small rounds.
-  for (size_t round_size : {10u, 5000u, 200000u, 30u, 3000u, 0u, 70000u}) {
+  for (size_t round_size : {10u, 5000u, 2000000u, 30u, 3000u, 0u, 70000u}) {
     for (size_t n = 0; n < round_size; ++n) {
-      // Few distinct a, many b: keys collide in their high half, as edges of one row do.
+      // Few distinct a, many b, and many repeats: the same edge is logged again and again with
+      // weights that go up and down (a pruned edge can come back lighter).
       const auto a = static_cast<uint32_t>(rng() % 97);
       const auto b = static_cast<uint32_t>(rng() % (round_size / 4 + 1));
       const float w = static_cast<float>(rng() % 1000) / 8.0f;
-      edges.Set(DirtyEdges::Key(a, b), w);
-      twin[(uint64_t{a} << 32) | b] = w;
+      log.Add(a, b, w);
+      twin[{a, b}] = w;
     }
-    ASSERT_EQ(edges.size(), twin.size());
-    ASSERT_EQ(edges.empty(), twin.empty());
-    ASSERT_EQ(contents(), twin) << "round of " << round_size;
-    edges.Clear();
+    ASSERT_EQ(log.size(), round_size);
+    ASSERT_EQ(log.empty(), round_size == 0);
+    ASSERT_EQ(collapsed(), twin) << "round of " << round_size;
+    log.Clear();
     twin.clear();
-    ASSERT_EQ(edges.size(), 0u);
-    ASSERT_TRUE(contents().empty());
+    ASSERT_TRUE(log.empty());
+    ASSERT_TRUE(collapsed().empty());
   }
-  // The largest real key (the only unstorable one is (2^32 - 1, 2^32 - 1)).
-  edges.Set(DirtyEdges::Key(0xFFFFFFFEu, 0xFFFFFFFFu), 2.0f);
-  edges.Set(DirtyEdges::Key(0xFFFFFFFFu, 0xFFFFFFFEu), 3.0f);
-  EXPECT_EQ(contents(), (std::unordered_map<uint64_t, float>{{0xFFFFFFFEFFFFFFFFull, 2.0f},
-                                                             {0xFFFFFFFFFFFFFFFEull, 3.0f}}));
+  log.Add(0xFFFFFFFFu, 0xFFFFFFFEu, 3.0f);
+  log.Add(0xFFFFFFFEu, 0xFFFFFFFFu, 1.0f);
+  log.Add(0xFFFFFFFEu, 0xFFFFFFFFu, 2.0f);
+  EXPECT_EQ(collapsed(),
+            (std::map<std::pair<uint32_t, uint32_t>, float>{{{0xFFFFFFFEu, 0xFFFFFFFFu}, 2.0f},
+                                                            {{0xFFFFFFFFu, 0xFFFFFFFEu}, 3.0f}}));
 }
 
 }  // namespace

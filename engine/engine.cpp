@@ -127,7 +127,8 @@ ApplyOutcome Engine::Apply(std::span<const SourcedEvent> events) {
   // for a Kafka batch of thousands. TakeChanges() cannot run between slices (it takes write_mu_
   // too), so a flush still sees whole batches.
   for (size_t begin = 0; begin < events.size(); begin += kEventsPerLock) {
-    if (begin > 0) std::this_thread::yield();  // let queries woken by the unlock in first
+    // Let queries woken by the unlock in first; with none waiting, keep the core.
+    if (begin > 0 && mu_.readers_waiting()) std::this_thread::yield();
     std::unique_lock lock(mu_);
     const size_t end = std::min(events.size(), begin + kEventsPerLock);
     for (const SourcedEvent& se : events.subspan(begin, end - begin)) ApplyLocked(se, out);

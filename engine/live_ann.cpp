@@ -56,7 +56,8 @@ void LiveAnn::Sync(const OnlineModel& model) {
     const auto now = std::chrono::steady_clock::now();
     if (writing.owns_lock() && now - held_since > kMaxIndexWriteHold) {
       writing.unlock();
-      std::this_thread::yield();  // let the queries woken by the unlock in first
+      // Let the queries woken by the unlock in first; with none waiting, keep the core.
+      if (index_mu_.readers_waiting()) std::this_thread::yield();
     }
     if (!writing.owns_lock()) {
       writing.lock();

@@ -6,10 +6,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <limits>
+#include <mutex>
+#include <shared_mutex>
 #include <thread>
 
 #include "engine/generator.hpp"
+#include "engine/rw_lock.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace simstream::engine {
@@ -126,6 +130,59 @@ TEST(EngineTest, ConcurrentReadersWhileTheLearnerWrites) {
   EXPECT_EQ(live.events_applied(), events.size());
   for (const std::string u : {"u0", "u10", "u150"})
     EXPECT_EQ(Embedding(live, u), Embedding(alone, u));
+}
+
+// The learner hands the lock over between slices only when a reader waits for it, so the
+// mutex must see readers blocked behind a writer, and only those.
+TEST(EngineTest, WriterPreferringMutexCountsOnlyBlockedReaders) {
+  WriterPreferringMutex mu;
+  {
+    std::shared_lock uncontended(mu);
+    EXPECT_FALSE(mu.readers_waiting());
+  }
+  std::unique_lock writer(mu);
+  std::atomic<bool> got{false};
+  std::thread reader([&] {
+    std::shared_lock lock(mu);
+    got = true;
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!mu.readers_waiting() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_TRUE(mu.readers_waiting());
+  EXPECT_FALSE(got.load());
+  writer.unlock();
+  reader.join();
+  EXPECT_TRUE(got.load());
+  EXPECT_FALSE(mu.readers_waiting());
+}
+
+// A query that arrives while one long batch is applied is answered between two of its slices,
+// not after the batch.
+TEST(EngineTest, QueriesAreAnsweredWhileOneLongBatchIsApplied) {
+  const auto events = Stream(40000, 6);
+  Engine live{config::Options{}};
+  live.Apply(std::span(events).first(1000));
+  std::atomic<bool> applying{false}, done{false};
+  std::atomic<size_t> answers{0}, during{0};
+  std::thread reader([&] {
+    while (!done.load()) {
+      const bool before = applying.load();
+      const auto info = live.GetUser("u1", /*with_embedding=*/false);
+      EXPECT_TRUE(info.ok());
+      ++answers;
+      if (before && applying.load()) ++during;  // began and ended inside the batch
+    }
+  });
+  while (answers.load() == 0) std::this_thread::yield();
+  applying = true;
+  live.Apply(std::span(events).subspan(1000));
+  applying = false;
+  done = true;
+  reader.join();
+  EXPECT_EQ(live.events_applied(), events.size());
+  // ~1,200 slices of kEventsPerLock events: a reader kept out until the end would answer none.
+  EXPECT_GE(during.load(), 10u);
 }
 
 // The live prequential HR@k of /v1/stats against a twin: a bare OnlineModel fed the same

@@ -1,5 +1,6 @@
 #include "engine/event.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -138,6 +139,162 @@ class FieldCollector final : public nlohmann::json_sax<Json> {
   std::string error_message_;
 };
 
+// The fast path: one flat JSON object whose values are strings without escapes, numbers,
+// true, false or null — the shape every producer of the contract sends. It fills `out` exactly
+// as FieldCollector would and returns true, or returns false on anything else (escapes, nested
+// values, numbers that overflow, every malformed input), and the caller parses the message with
+// nlohmann. So there is one implementation of errors and of rare inputs; this one only has to
+// agree with it on what it accepts (tests/unit/event_test.cpp compares the two on valid,
+// mutated and random messages).
+class FlatObjectScanner {
+ public:
+  explicit FlatObjectScanner(std::string_view text)
+      : p_(text.data()), end_(text.data() + text.size()) {}
+
+  bool Scan(RawEvent& out) {
+    SkipSpace();
+    if (!Consume('{')) return false;
+    SkipSpace();
+    if (!Consume('}')) {
+      for (;;) {
+        std::string_view key;
+        if (!String(&key)) return false;
+        SkipSpace();
+        if (!Consume(':')) return false;
+        SkipSpace();
+        if (!Value(FieldFor(key, out))) return false;
+        SkipSpace();
+        if (Consume('}')) break;
+        if (!Consume(',')) return false;
+        SkipSpace();
+      }
+    }
+    SkipSpace();
+    return p_ == end_;
+  }
+
+ private:
+  static RawValue* FieldFor(std::string_view name, RawEvent& e) {
+    if (name == "user") return &e.user;
+    if (name == "item") return &e.item;
+    if (name == "type") return &e.type;
+    if (name == "weight") return &e.weight;
+    if (name == "ts") return &e.ts;
+    return nullptr;
+  }
+  static bool Digit(char c) { return c >= '0' && c <= '9'; }
+
+  void SkipSpace() {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+  bool Consume(char c) {
+    if (p_ == end_ || *p_ != c) return false;
+    ++p_;
+    return true;
+  }
+  // A string with no escape and no control character (which JSON forbids unescaped). The
+  // message is already known to be valid UTF-8.
+  bool String(std::string_view* s) {
+    if (!Consume('"')) return false;
+    const char* begin = p_;
+    for (; p_ < end_; ++p_) {
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        *s = std::string_view(begin, static_cast<size_t>(p_ - begin));
+        ++p_;
+        return true;
+      }
+      if (c == '\\' || c < 0x20) return false;
+    }
+    return false;
+  }
+  bool Word(std::string_view w) {
+    if (static_cast<size_t>(end_ - p_) < w.size() || std::string_view(p_, w.size()) != w) {
+      return false;
+    }
+    p_ += w.size();
+    return true;
+  }
+  // JSON's number grammar; integers as nlohmann types them (a minus sign: int64, none:
+  // uint64), fractions and exponents as doubles (std::from_chars rounds correctly, as strtod).
+  bool Number(RawValue* v) {
+    const char* begin = p_;
+    const bool negative = Consume('-');
+    if (p_ == end_) return false;
+    if (*p_ == '0') {
+      ++p_;
+    } else if (*p_ >= '1' && *p_ <= '9') {
+      while (p_ < end_ && Digit(*p_)) ++p_;
+    } else {
+      return false;
+    }
+    bool fractional = false;
+    if (Consume('.')) {
+      if (p_ == end_ || !Digit(*p_)) return false;
+      while (p_ < end_ && Digit(*p_)) ++p_;
+      fractional = true;
+    }
+    if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
+      ++p_;
+      if (p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (p_ == end_ || !Digit(*p_)) return false;
+      while (p_ < end_ && Digit(*p_)) ++p_;
+      fractional = true;
+    }
+    RawValue parsed;
+    std::from_chars_result r{};
+    if (fractional) {
+      parsed.kind = RawValue::Kind::kFloat;
+      r = std::from_chars(begin, p_, parsed.d);
+    } else if (negative) {
+      parsed.kind = RawValue::Kind::kInt;
+      r = std::from_chars(begin, p_, parsed.i);
+    } else {
+      parsed.kind = RawValue::Kind::kUnsigned;
+      r = std::from_chars(begin, p_, parsed.u);
+    }
+    // Out of range (an integer nlohmann would read as a double, a double that overflows or
+    // underflows): the full parser decides.
+    if (r.ec != std::errc() || r.ptr != p_) return false;
+    if (v != nullptr) *v = std::move(parsed);
+    return true;
+  }
+  bool Value(RawValue* v) {
+    if (p_ == end_) return false;
+    RawValue scalar;
+    switch (*p_) {
+      case '"': {
+        std::string_view s;
+        if (!String(&s)) return false;
+        if (v != nullptr) {
+          v->kind = RawValue::Kind::kString;
+          v->s.assign(s);
+        }
+        return true;
+      }
+      case 't':
+        if (!Word("true")) return false;
+        scalar.kind = RawValue::Kind::kBool;
+        break;
+      case 'f':
+        if (!Word("false")) return false;
+        scalar.kind = RawValue::Kind::kBool;
+        break;
+      case 'n':
+        if (!Word("null")) return false;
+        scalar.kind = RawValue::Kind::kNull;
+        break;
+      default:
+        return Number(v);  // also fails on '{' and '[': nested values take the full parser
+    }
+    if (v != nullptr) *v = std::move(scalar);
+    return true;
+  }
+
+  const char* p_;
+  const char* end_;
+};
+
 // A message may hold a few out-of-range numbers in fields we ignore; each costs a re-parse,
 // so their number is bounded to keep the work per message linear.
 constexpr int kMaxOverflowingNumbers = 16;
@@ -181,13 +338,15 @@ bool IntegralDouble(double d, int64_t* out) {
 
 // Resolves "user" or "item": a string, or a number written as its decimal integer form.
 Result<std::string> ResolveId(const char* field, RawValue& v) {
-  const std::string expectation = std::string("\"") + field +
-                                  "\" must be a non-empty string of at most " +
-                                  std::to_string(kMaxIdBytes) + " bytes";
+  // Built only for a rejection: this runs twice for every event.
+  const auto expectation = [field] {
+    return std::string("\"") + field + "\" must be a non-empty string of at most " +
+           std::to_string(kMaxIdBytes) + " bytes";
+  };
   std::string id;
   switch (v.kind) {
     case RawValue::Kind::kAbsent:
-      return Reject(std::string("missing_") + field, expectation + " (field is missing)");
+      return Reject(std::string("missing_") + field, expectation() + " (field is missing)");
     case RawValue::Kind::kString:
       id = std::move(v.s);
       break;
@@ -200,17 +359,17 @@ Result<std::string> ResolveId(const char* field, RawValue& v) {
     case RawValue::Kind::kFloat: {
       int64_t as_int = 0;
       if (!IntegralDouble(v.d, &as_int)) {
-        return Reject("wrong_type", expectation + " or an integer (got a fractional number)");
+        return Reject("wrong_type", expectation() + " or an integer (got a fractional number)");
       }
       id = std::to_string(as_int);
       break;
     }
     default:
-      return Reject("wrong_type", expectation + " (got " + KindName(v.kind) + ")");
+      return Reject("wrong_type", expectation() + " (got " + KindName(v.kind) + ")");
   }
-  if (id.empty()) return Reject(std::string("empty_") + field, expectation + " (got \"\")");
+  if (id.empty()) return Reject(std::string("empty_") + field, expectation() + " (got \"\")");
   if (id.size() > kMaxIdBytes) {
-    return Reject("id_too_long", expectation + " (got " + std::to_string(id.size()) + " bytes)");
+    return Reject("id_too_long", expectation() + " (got " + std::to_string(id.size()) + " bytes)");
   }
   return id;
 }
@@ -262,7 +421,13 @@ bool IsValidUtf8(std::string_view bytes) {
   return true;
 }
 
-Result<Event> ParseEvent(std::string_view bytes, const EventRules& rules, int64_t default_ts_ms) {
+namespace {
+
+Status ParseWithNlohmann(std::string_view bytes, RawEvent& raw);
+Result<Event> Resolve(RawEvent& raw, const EventRules& rules, int64_t default_ts_ms);
+
+Result<Event> Parse(std::string_view bytes, const EventRules& rules, int64_t default_ts_ms,
+                    bool fast_path) {
   if (bytes.size() > rules.max_message_bytes) {
     return Reject("oversized",
                   "message is " + std::to_string(bytes.size()) + " bytes, more than the limit of " +
@@ -270,10 +435,39 @@ Result<Event> ParseEvent(std::string_view bytes, const EventRules& rules, int64_
   }
   if (!IsValidUtf8(bytes)) return Reject("invalid_utf8", "message is not valid UTF-8");
 
+  RawEvent raw;
+  if (!fast_path || !FlatObjectScanner(bytes).Scan(raw)) {
+    raw = RawEvent{};
+    if (auto parsed = ParseWithNlohmann(bytes, raw); !parsed.ok()) return parsed.error();
+  }
+  return Resolve(raw, rules, default_ts_ms);
+}
+
+}  // namespace
+
+Result<Event> ParseEvent(std::string_view bytes, const EventRules& rules, int64_t default_ts_ms) {
+  return Parse(bytes, rules, default_ts_ms, /*fast_path=*/true);
+}
+
+namespace detail {
+Result<Event> ParseEventWithFullParser(std::string_view bytes, const EventRules& rules,
+                                       int64_t default_ts_ms) {
+  return Parse(bytes, rules, default_ts_ms, /*fast_path=*/false);
+}
+
+bool TakesFastPath(std::string_view bytes) {
+  RawEvent raw;
+  return FlatObjectScanner(bytes).Scan(raw);
+}
+}  // namespace detail
+
+namespace {
+
+// The full parser: any JSON, every error with nlohmann's message.
+Status ParseWithNlohmann(std::string_view bytes, RawEvent& raw) {
   std::set<size_t> overflow_ordinals;
   std::string patched;  // the message with out-of-range numbers replaced, once there is one
   std::string_view text = bytes;
-  RawEvent raw;
   for (int attempt = 0;; ++attempt) {
     FieldCollector collector(overflow_ordinals);
     bool parsed = false;
@@ -303,7 +497,11 @@ Result<Event> ParseEvent(std::string_view bytes, const EventRules& rules, int64_
         std::string(text.substr(0, end - token.size())) + "null" + std::string(text.substr(end));
     text = patched;
   }
+  return Status::Ok();
+}
 
+// The contract's rules applied to the fields found.
+Result<Event> Resolve(RawEvent& raw, const EventRules& rules, int64_t default_ts_ms) {
   Event event;
   auto user = ResolveId("user", raw.user);
   if (!user.ok()) return user.error();
@@ -366,37 +564,43 @@ Result<Event> ParseEvent(std::string_view bytes, const EventRules& rules, int64_
                       std::to_string(event.weight) + ")");
   }
 
-  const std::string ts_expectation = "\"ts\" must be a non-negative integer of epoch milliseconds";
+  constexpr std::string_view ts_expectation =
+      "\"ts\" must be a non-negative integer of epoch milliseconds";
   switch (raw.ts.kind) {
     case RawValue::Kind::kAbsent:
       event.ts_ms = default_ts_ms;
       break;
     case RawValue::Kind::kInt:
       if (raw.ts.i < 0) {
-        return Reject("bad_timestamp", ts_expectation + " (got " + std::to_string(raw.ts.i) + ")");
+        return Reject("bad_timestamp",
+                      std::string(ts_expectation) + " (got " + std::to_string(raw.ts.i) + ")");
       }
       event.ts_ms = raw.ts.i;
       break;
     case RawValue::Kind::kUnsigned:
       if (raw.ts.u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        return Reject("bad_timestamp",
-                      ts_expectation + " (got " + std::to_string(raw.ts.u) + ", out of range)");
+        return Reject("bad_timestamp", std::string(ts_expectation) + " (got " +
+                                           std::to_string(raw.ts.u) + ", out of range)");
       }
       event.ts_ms = static_cast<int64_t>(raw.ts.u);
       break;
     case RawValue::Kind::kFloat: {
       int64_t as_int = 0;
       if (!IntegralDouble(raw.ts.d, &as_int) || as_int < 0) {
-        return Reject("bad_timestamp", ts_expectation + " (got " + Json(raw.ts.d).dump() + ")");
+        return Reject("bad_timestamp",
+                      std::string(ts_expectation) + " (got " + Json(raw.ts.d).dump() + ")");
       }
       event.ts_ms = as_int;
       break;
     }
     default:
-      return Reject("bad_timestamp", ts_expectation + " (got " + KindName(raw.ts.kind) + ")");
+      return Reject("bad_timestamp",
+                    std::string(ts_expectation) + " (got " + KindName(raw.ts.kind) + ")");
   }
   return event;
 }
+
+}  // namespace
 
 std::string ToJson(const Event& event) {
   nlohmann::ordered_json j;

@@ -53,6 +53,17 @@ EventRules EventRulesFrom(const config::Options& options);
 // number for files without time).
 Result<Event> ParseEvent(std::string_view bytes, const EventRules& rules, int64_t default_ts_ms);
 
+namespace detail {
+// ParseEvent without its fast path for flat objects: every message goes through nlohmann's
+// parser. The slow twin the tests hold ParseEvent to.
+Result<Event> ParseEventWithFullParser(std::string_view bytes, const EventRules& rules,
+                                       int64_t default_ts_ms);
+// Whether ParseEvent reads `bytes` (valid UTF-8) on its fast path: one flat object of strings
+// without escapes, numbers in range, true, false and null. Tests use it to check that their
+// inputs exercise both paths.
+bool TakesFastPath(std::string_view bytes);
+}  // namespace detail
+
 // Serialises an event back to contract JSON (one line, no trailing newline). Keys come in
 // contract order: "user", "item", "type" (omitted when empty), "weight", "ts".
 std::string ToJson(const Event& event);

@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <bit>
 #include <cstdint>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -258,6 +261,238 @@ TEST(ToJsonTest, RoundTripsThroughParseEvent) {
     EXPECT_EQ(back->weight, e.weight) << json;  // exact: shortest round-trip formatting
     EXPECT_EQ(back->ts_ms, e.ts_ms);
   }
+}
+
+// --- The fast path for flat objects against the full parser (nlohmann), its slow twin. ---
+
+// Same outcome: the same event bit for bit, or the same reason and message.
+void ExpectSameAsFullParser(const std::string& json, const EventRules& rules) {
+  const auto fast = ParseEvent(json, rules, 7);
+  const auto full = detail::ParseEventWithFullParser(json, rules, 7);
+  ASSERT_EQ(fast.ok(), full.ok()) << testing::PrintToString(json)
+                                  << " fast: " << (fast.ok() ? "ok" : fast.error().code)
+                                  << " full: " << (full.ok() ? "ok" : full.error().code);
+  if (!full.ok()) {
+    EXPECT_EQ(fast.error().code, full.error().code) << testing::PrintToString(json);
+    EXPECT_EQ(fast.error().message, full.error().message) << testing::PrintToString(json);
+    return;
+  }
+  EXPECT_EQ(fast->user, full->user) << testing::PrintToString(json);
+  EXPECT_EQ(fast->item, full->item) << testing::PrintToString(json);
+  EXPECT_EQ(fast->type, full->type) << testing::PrintToString(json);
+  EXPECT_EQ(std::bit_cast<uint64_t>(fast->weight), std::bit_cast<uint64_t>(full->weight))
+      << testing::PrintToString(json);
+  EXPECT_EQ(fast->ts_ms, full->ts_ms) << testing::PrintToString(json);
+}
+
+// Random messages near the contract's shape: the five fields and others, numbers at the edges
+// of JSON's grammar and of int64/uint64/double, escapes, nesting, odd whitespace and
+// separators. Some are valid, many are not.
+class MessageMaker {
+ public:
+  explicit MessageMaker(uint64_t seed) : rng_(seed) {}
+
+  std::string Message() {
+    std::string m = Pick({"{", "{", "{", "{", " {", "\n{", "[", "", "\xEF\xBB\xBF{"});
+    const size_t fields = rng_() % 7;
+    for (size_t f = 0; f < fields; ++f) {
+      if (f > 0) m += Pick({",", ",", ",", ",", ", ", " ,\n", "", ",,"});
+      m += Space();
+      m += Key() + Space() + Pick({":", ":", ":", ": ", "", "::"}) + Space() + Value() + Space();
+    }
+    m += Pick({"}", "}", "}", "}", "} ", "}\n", ",}", "", "}}", "} x"});
+    return m;
+  }
+
+  // Well-formed JSON with the contract's fields in any order, others beside them, any JSON
+  // whitespace, and values of every kind (so some are still rejected by the contract).
+  std::string WellFormed() {
+    const auto id = [&] { return rng_() % 4 ? CleanId() : Id(); };
+    std::vector<std::string> fields = {"\"user\":" + id(), "\"item\":" + id()};
+    if (rng_() % 2) fields.push_back("\"type\":" + (rng_() % 4 ? Type() : Value()));
+    if (rng_() % 2) fields.push_back("\"weight\":" + Number());
+    if (rng_() % 2) fields.push_back("\"ts\":" + Number());
+    if (rng_() % 3 == 0) fields.push_back("\"x\":" + Value());
+    std::shuffle(fields.begin(), fields.end(), rng_);
+    std::string m = "{";
+    for (size_t f = 0; f < fields.size(); ++f) {
+      m += JsonSpace() + fields[f] + JsonSpace() + (f + 1 < fields.size() ? "," : "");
+    }
+    return m + "}" + JsonSpace();
+  }
+
+  // A valid message, then one to three byte edits.
+  std::string Mutated() {
+    std::string m = R"({"user":"u)" + std::to_string(rng_() % 1000) + R"(","item":"i)" +
+                    std::to_string(rng_() % 1000) + R"(","type":"click","weight":)" + Number() +
+                    R"(,"ts":)" + std::to_string(rng_() % 2000000000000) + "}";
+    const std::string bytes = "{}[]:,\"\\ -+.eE019atfnu\x01\x7F";
+    for (int e = 0, n = 1 + static_cast<int>(rng_() % 3); e < n && !m.empty(); ++e) {
+      const size_t at = rng_() % m.size();
+      const char c = bytes[rng_() % bytes.size()];
+      switch (rng_() % 3) {
+        case 0:
+          m.erase(at, 1);
+          break;
+        case 1:
+          m.insert(m.begin() + static_cast<std::ptrdiff_t>(at), c);
+          break;
+        default:
+          m[at] = c;
+      }
+    }
+    return m;
+  }
+
+ private:
+  std::string Pick(std::initializer_list<const char*> options) {
+    return *(options.begin() + rng_() % options.size());
+  }
+  std::string Space() { return Pick({"", "", "", " ", "\t", "\r\n", "  ", "\v", "\f"}); }
+  std::string JsonSpace() { return Pick({"", "", "", " ", "\t", "\r\n", "\n  "}); }
+  std::string Key() {
+    return Pick({"\"user\"", "\"item\"", "\"type\"", "\"weight\"", "\"ts\"", "\"user\"", "\"item\"",
+                 "\"x\"", "\"\"", "\"Type\"", "\"us\\u0065r\"", "user", "\"ts"});
+  }
+  std::string Id() {
+    static const char* const pieces[] = {
+        "a",    "Z",    "0",   " ",       "/",  "\xC3\xA9", "\xF0\x9F\x8E\xB5",
+        "\\\"", "\\\\", "\\n", "\\u00e9", "\t", "\x01"};
+    std::string id;
+    for (size_t k = 0, n = rng_() % 6; k < n; ++k) id += pieces[rng_() % 13];
+    return "\"" + id + "\"";
+  }
+  std::string CleanId() {
+    static const char* const pieces[] = {"a", "Z", "0", " ", "/", "\xC3\xA9", "\xF0\x9F\x8E\xB5"};
+    std::string id;
+    for (size_t k = 0, n = 1 + rng_() % 6; k < n; ++k) id += pieces[rng_() % 7];
+    return "\"" + id + "\"";
+  }
+  std::string Type() {
+    return Pick({"\"click\"", "\"purchase\"", "\"dislike\"", "\"hover\"", "\"\""});
+  }
+  std::string Number() {
+    switch (rng_() % 4) {
+      case 0:
+        return std::to_string(static_cast<int64_t>(rng_()) >> (rng_() % 64));
+      case 1: {
+        char buf[40];
+        const double d = std::ldexp(static_cast<double>(rng_() % 100000) - 50000.0,
+                                    static_cast<int>(rng_() % 200) - 100);
+        std::snprintf(buf, sizeof buf, rng_() % 2 ? "%.17g" : "%g", d);
+        return buf;
+      }
+      default:
+        return Pick({"0",
+                     "-0",
+                     "1",
+                     "-1",
+                     "01",
+                     "1.",
+                     ".5",
+                     "1.5",
+                     "-1.5e3",
+                     "1E-2",
+                     "1e+2",
+                     "1e999",
+                     "-1e999",
+                     "1e-999",
+                     "4.9e-324",
+                     "2.2250738585072014e-308",
+                     "1.7976931348623157e308",
+                     "18446744073709551615",
+                     "18446744073709551616",
+                     "9223372036854775807",
+                     "9223372036854775808",
+                     "-9223372036854775808",
+                     "-9223372036854775809",
+                     "1700000000000",
+                     "0.1",
+                     "1e",
+                     "-",
+                     "+1",
+                     "0x10",
+                     "NaN",
+                     "Infinity",
+                     "1000",
+                     "1000.0000000000001",
+                     "-1000",
+                     "42.0",
+                     "3"});
+    }
+  }
+  std::string Value() {
+    switch (rng_() % 10) {
+      case 0:
+      case 1:
+      case 2:
+        return Id();
+      case 3:
+      case 4:
+      case 5:
+        return Number();
+      case 6:
+        return Pick({"true", "false", "null", "tru", "nul", "falsey", "True"});
+      case 7:
+        return Pick({"{}", "[]", "{\"user\":\"c\"}", "[1,2]", "{", "["});
+      default:
+        return Type();
+    }
+  }
+
+  std::mt19937_64 rng_;
+};
+
+TEST(ParseEventFastPathTest, AgreesWithTheFullParserOnRandomMessages) {
+  EventRules reject_unknown = TestRules();
+  reject_unknown.reject_unknown_type = true;
+  MessageMaker maker(20261130);
+  size_t fast = 0, full_only = 0, accepted = 0;
+  for (int trial = 0; trial < 200000; ++trial) {
+    const std::string json = trial % 3 == 0   ? maker.Message()
+                             : trial % 3 == 1 ? maker.WellFormed()
+                                              : maker.Mutated();
+    if (!IsValidUtf8(json)) continue;
+    detail::TakesFastPath(json) ? ++fast : ++full_only;
+    accepted += ParseEvent(json, TestRules(), 7).ok();
+    ExpectSameAsFullParser(json, trial % 3 == 0 ? reject_unknown : TestRules());
+    if (HasFailure()) return;
+  }
+  // Both paths and both outcomes are well represented.
+  EXPECT_GT(fast, 30000u);
+  EXPECT_GT(full_only, 30000u);
+  EXPECT_GT(accepted, 15000u);
+}
+
+TEST(ParseEventFastPathTest, AgreesWithTheFullParserOnHandPickedMessages) {
+  const std::vector<std::string> cases = {
+      R"({"user":"u1","item":"i1"})",
+      R"( { "user" : "u1" , "item" : "i1" , "ts" : 0 } )",
+      R"({"user":"u","item":"i","weight":-0})",
+      R"({"user":"u","item":"i","weight":-0.0})",
+      R"({"user":"u","item":"i","weight":1e-400})",
+      R"({"user":"u","item":"i","ts":18446744073709551616})",
+      R"({"user":"u","item":"i","ts":1.7e12})",
+      R"({"user":"u","item":"i","user":"v"})",
+      R"({"user":"u","item":"i","user":{"a":1}})",
+      R"({"user":12,"item":-3})",
+      R"({"user":1.5,"item":"i"})",
+      R"({"user":"u","item":"i","type":null})",
+      R"({"user":"u","item":"i"}   )",
+      "{\"user\":\"u\",\"item\":\"i\"}\n",
+      R"({"user":"u","item":"i"},)",
+      R"({"user":"u","item":"i",})",
+      R"({})",
+      R"({"user":"u\n","item":"i"})",
+      "{\"user\":\"u\x01\",\"item\":\"i\"}",
+      "{\"user\":\"u\",\"item\":\"i\"}\0",
+      R"({"user":"u","item":"i","weight":1000})",
+      R"({"user":"u","item":"i","weight":1000.0000000000001})",
+  };
+  for (const std::string& json : cases) ExpectSameAsFullParser(json, TestRules());
+  EXPECT_TRUE(detail::TakesFastPath(cases[0]));
+  EXPECT_TRUE(detail::TakesFastPath(cases[1]));
+  EXPECT_FALSE(detail::TakesFastPath(R"({"user":"\u0075","item":"i"})"));
 }
 
 // --- UTF-8: the fast validator against an obviously-correct twin. ---

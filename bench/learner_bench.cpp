@@ -83,7 +83,7 @@ const Stream& GetStream() {
   return stream;
 }
 
-void BM_Learn(benchmark::State& state, const ModelOptions& opts) {
+void BM_Learn(benchmark::State& state, const ModelOptions& opts, bool prefetch) {
   const Stream& s = GetStream();
   if (s.timed.size() < kBatch) {
     state.SkipWithError("the generator produced no stream");
@@ -95,6 +95,12 @@ void BM_Learn(benchmark::State& state, const ModelOptions& opts) {
   size_t next = 0;
   for (auto _ : state) {
     for (size_t i = 0; i < kBatch; ++i) {
+      if (prefetch) {
+        for (int ahead = 3; ahead >= 1; --ahead) {
+          const Interaction& a = s.timed[(next + static_cast<size_t>(ahead)) % s.timed.size()];
+          model.Prefetch(a.user, a.item, ahead);
+        }
+      }
       model.Observe(s.timed[next]);
       if (++next == s.timed.size()) next = 0;
     }
@@ -114,9 +120,12 @@ ModelOptions Variant(const std::string& scorer, const std::string& loss, int64_t
   return o;
 }
 
-void Register(const std::string& scorer, const std::string& loss, int64_t dim, bool is_default) {
-  const std::string name = "BM_Learn/" + scorer + "/" + loss + "/d" + std::to_string(dim);
-  auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_Learn, Variant(scorer, loss, dim));
+void Register(const std::string& scorer, const std::string& loss, int64_t dim, bool is_default,
+              bool prefetch = false) {
+  const std::string name = "BM_Learn/" + scorer + "/" + loss + "/d" + std::to_string(dim) +
+                           (prefetch ? "/prefetch" : "");
+  auto* b =
+      benchmark::RegisterBenchmark(name.c_str(), BM_Learn, Variant(scorer, loss, dim), prefetch);
   // A fixed iteration count makes every run exactly one pass of the stream.
   b->Unit(benchmark::kMillisecond)->Iterations(static_cast<int64_t>(kStreamEvents / kBatch));
   if (is_default) b->Repetitions(5)->ReportAggregatesOnly(true);
@@ -127,6 +136,7 @@ void Register(const std::string& scorer, const std::string& loss, int64_t dim, b
 int main(int argc, char** argv) {
   const ModelOptions d;  // the default configuration: hybrid, bpr, d=64
   Register(d.scorer, d.loss, d.dim, /*is_default=*/true);
+  Register(d.scorer, d.loss, d.dim, /*is_default=*/true, /*prefetch=*/true);
   Register("embedding", d.loss, d.dim, false);
   for (const char* loss : {"softmax", "triplet", "contrastive"}) {
     Register(d.scorer, loss, d.dim, false);

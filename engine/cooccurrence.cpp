@@ -56,6 +56,10 @@ float SparseRow::Get(uint32_t key) const {
   return 0.0f;
 }
 
+void SparseRow::PrefetchSlot(uint32_t key) const {
+  if (!slots_.empty()) __builtin_prefetch(&slots_[Slot(key, slots_.size() - 1)]);
+}
+
 void SparseRow::PruneTo(size_t keep) {
   if (size_ <= keep) return;
   std::vector<std::pair<float, uint32_t>> entries;
@@ -96,6 +100,15 @@ void CooccurrenceGraph::Link(uint32_t item, std::span<const uint32_t> recent, fl
   if (rows_[item].size() > max_row_) {
     rows_[item].PruneTo(max_row_ * 3 / 4);
     if (pruned) pruned->push_back(item);
+  }
+}
+
+void CooccurrenceGraph::PrefetchLink(uint32_t item, std::span<const uint32_t> recent) const {
+  if (item >= rows_.size()) return;
+  for (uint32_t other : recent) {
+    if (other == item || other >= rows_.size()) continue;
+    rows_[item].PrefetchSlot(other);
+    rows_[other].PrefetchSlot(item);
   }
 }
 

@@ -29,6 +29,8 @@ class SparseRow {
     for (const Entry& e : slots_)
       if (e.key != kEmpty) f(e.key, e.val);
   }
+  // Cache hint for the slot a lookup of `key` probes first.
+  void PrefetchSlot(uint32_t key) const;
   // Keeps the `keep` entries of largest value (ties: smaller key kept).
   void PruneTo(size_t keep);
   size_t MemoryBytes() const { return slots_.capacity() * sizeof(Entry); }
@@ -59,6 +61,8 @@ class CooccurrenceGraph {
   // they were before any pruning.
   void Link(uint32_t item, std::span<const uint32_t> recent, float w,
             std::vector<uint32_t>* pruned = nullptr, std::vector<float>* weights = nullptr);
+  // Cache hints for Link(item, recent): the slots it probes first in both directions.
+  void PrefetchLink(uint32_t item, std::span<const uint32_t> recent) const;
   // Restores state (storage load): the count of an item, one directed edge.
   void SetCount(uint32_t item, float count) {
     counts_[item] = count;

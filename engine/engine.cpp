@@ -131,7 +131,7 @@ ApplyOutcome Engine::Apply(std::span<const SourcedEvent> events) {
     if (begin > 0 && mu_.readers_waiting()) std::this_thread::yield();
     std::unique_lock lock(mu_);
     const size_t end = std::min(events.size(), begin + kEventsPerLock);
-    for (const SourcedEvent& se : events.subspan(begin, end - begin)) ApplyLocked(se, out);
+    ApplySlice(events.subspan(begin, end - begin), out);
   }
   // Drift-filtered index updates once per batch: a row moved by many events of the batch is
   // checked once. Under the shared lock: queries run beside the re-inserts (each index write
@@ -167,33 +167,52 @@ void Engine::SetPopular(std::vector<uint32_t> popular) {
   popular_at_ = events_applied_.load(std::memory_order_relaxed);
 }
 
-void Engine::ApplyLocked(const SourcedEvent& se, ApplyOutcome& out) {
-  if (se.partition >= 0) {
-    auto it = next_offsets_.find(se.partition);
-    if (it != next_offsets_.end() && se.offset < it->second) {
-      ++out.duplicates;
-      return;
+void Engine::ApplySlice(std::span<const SourcedEvent> slice, ApplyOutcome& out) {
+  slice_.clear();
+  for (const SourcedEvent& se : slice) {
+    if (se.partition >= 0) {
+      auto it = next_offsets_.find(se.partition);
+      if (it != next_offsets_.end() && se.offset < it->second) {
+        ++out.duplicates;
+        continue;
+      }
+      next_offsets_[se.partition] = se.offset + 1;
     }
-    next_offsets_[se.partition] = se.offset + 1;
+    bool new_user = false, new_item = false;
+    const uint32_t u = users_.Intern(se.event.user, &new_user);
+    const uint32_t i = items_.Intern(se.event.item, &new_item);
+    if (tracking_) {
+      if (new_user) new_user_ids_.emplace_back(u, se.event.user);
+      if (new_item) new_item_ids_.emplace_back(i, se.event.item);
+    }
+    slice_.push_back({&se, u, i, new_item});
   }
-  bool new_user = false, new_item = false;
-  const uint32_t u = users_.Intern(se.event.user, &new_user);
-  const uint32_t i = items_.Intern(se.event.item, &new_item);
-  if (tracking_) {
-    if (new_user) new_user_ids_.emplace_back(u, se.event.user);
-    if (new_item) new_item_ids_.emplace_back(i, se.event.item);
+  // Stage s of the hints is given s events ahead (see OnlineModel::Prefetch).
+  constexpr size_t kAhead = 3;
+  for (size_t k = 0; k < std::min(kAhead, slice_.size()); ++k) {
+    for (size_t s = kAhead; s > k; --s) {
+      model_.Prefetch(slice_[k].user, slice_[k].item, static_cast<int>(s - k));
+    }
   }
-  if (se.event.weight > 0 && !new_item) SamplePrequential(u, i);
-  const uint64_t key =
-      se.partition >= 0
-          ? EventRngKey(static_cast<uint64_t>(opts_.model.seed), se.partition, se.offset)
-          : EventRngKey(static_cast<uint64_t>(opts_.model.seed), -1,
-                        static_cast<int64_t>(events_applied_.load(std::memory_order_relaxed)));
-  model_.Observe(Interaction{u, i, static_cast<float>(se.event.weight), se.event.ts_ms, key});
-  user_ann_.Touch(u);
-  item_ann_.Touch(i);
-  events_applied_.fetch_add(1, std::memory_order_relaxed);
-  ++out.applied;
+  for (size_t k = 0; k < slice_.size(); ++k) {
+    for (size_t s = 1; s <= kAhead && k + s < slice_.size(); ++s) {
+      model_.Prefetch(slice_[k + s].user, slice_[k + s].item, static_cast<int>(s));
+    }
+    const Resolved& r = slice_[k];
+    const SourcedEvent& se = *r.se;
+    if (se.event.weight > 0 && !r.new_item) SamplePrequential(r.user, r.item);
+    const uint64_t key =
+        se.partition >= 0
+            ? EventRngKey(static_cast<uint64_t>(opts_.model.seed), se.partition, se.offset)
+            : EventRngKey(static_cast<uint64_t>(opts_.model.seed), -1,
+                          static_cast<int64_t>(events_applied_.load(std::memory_order_relaxed)));
+    model_.Observe(
+        Interaction{r.user, r.item, static_cast<float>(se.event.weight), se.event.ts_ms, key});
+    user_ann_.Touch(r.user);
+    item_ann_.Touch(r.item);
+    events_applied_.fetch_add(1, std::memory_order_relaxed);
+    ++out.applied;
+  }
 }
 
 void Engine::SamplePrequential(uint32_t user, uint32_t item) {

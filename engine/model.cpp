@@ -260,6 +260,50 @@ void OnlineModel::RefreshUserVector(uint32_t u) {
   for (int i = 0; i < dim_; ++i) q[i] = p[i] + h[i] * inv;
 }
 
+void OnlineModel::Prefetch(uint32_t user, uint32_t item, int stage) const {
+  const auto lines = [](const void* p, size_t bytes) {
+    const char* c = static_cast<const char*>(p);
+    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o);
+  };
+  const size_t row_bytes = static_cast<size_t>(dim_) * sizeof(float);
+  const bool has_user = user < users(), has_item = item < items();
+  if (stage >= 3) {
+    if (has_user) {
+      const size_t at = size_t{user} * static_cast<size_t>(dim_);
+      lines(&user_meta_[user], sizeof(UserMeta));
+      lines(&p_[at], row_bytes);
+      lines(&h_[at], row_bytes);
+      lines(&q_[at], row_bytes);
+    }
+    if (has_item) {
+      lines(&v_[size_t{item} * static_cast<size_t>(dim_)], row_bytes);
+      __builtin_prefetch(&item_bias_[item]);
+      __builtin_prefetch(&item_grad_sq_[item]);
+      __builtin_prefetch(&item_count_[item]);
+      __builtin_prefetch(&item_pop_[item]);
+    }
+    return;
+  }
+  if (!has_user) return;
+  const UserMeta& m = user_meta_[user];
+  if (stage == 1) {
+    // The co-occurrence slots Link() will probe (the window's items, liked or not: a superset).
+    const size_t window =
+        std::min(m.recent_items.size(), static_cast<size_t>(opts_.cooccurrence_window));
+    graph_.PrefetchLink(item, std::span<const uint32_t>(m.recent_items.data(), window));
+    return;
+  }
+  {
+    if (!m.seen.empty()) __builtin_prefetch(&m.seen[m.seen.size() / 2]);
+    if (!m.recent_items.empty()) {
+      lines(m.recent_items.data(), m.recent_items.size() * sizeof(uint32_t));
+      __builtin_prefetch(m.recent_weights.data());
+    }
+    const auto sig = m.sketch.signature();
+    if (!sig.empty()) lines(sig.data(), sig.size() * sizeof(uint32_t));
+  }
+}
+
 void OnlineModel::Observe(const Interaction& x) {
   EnsureUser(x.user);
   EnsureItem(x.item);

@@ -195,6 +195,18 @@ void OnlineModel::DecayPopularity() {
   for (uint32_t i = 0; i < items(); ++i) MarkItem(i);
 }
 
+void OnlineModel::HintFeatures(const UserMeta& m, uint32_t item) const {
+  const char* v = reinterpret_cast<const char*>(ItemVector(item));
+  for (size_t o = 0; o < static_cast<size_t>(dim_) * sizeof(float); o += 64) {
+    __builtin_prefetch(v + o);
+  }
+  __builtin_prefetch(&item_bias_[item]);
+  __builtin_prefetch(&item_pop_[item]);
+  const size_t rows =
+      std::min(m.recent_items.size(), static_cast<size_t>(opts_.neighbourhood_items));
+  for (size_t r = 0; r < rows; ++r) graph_.Row(m.recent_items[r]).PrefetchSlot(item);
+}
+
 OnlineModel::Features OnlineModel::FeaturesOf(const UserMeta& m, const float* q,
                                               uint32_t item) const {
   return {EmbeddingScore(q, item), NeighbourScore(m, item), PopularityFeature(item, pop_scale_)};
@@ -237,20 +249,11 @@ void OnlineModel::LearnMix(const UserMeta& m, const float* q, uint32_t pos, floa
       if (id == pos || ContainsSorted(m.seen, id)) continue;
       cand_.push_back({id, 0.0f, {}});
     }
-    const size_t rows =
-        std::min(m.recent_items.size(), static_cast<size_t>(opts_.neighbourhood_items));
-    const auto hint = [&](uint32_t id) {
-      const char* v = reinterpret_cast<const char*>(ItemVector(id));
-      for (size_t o = 0; o < static_cast<size_t>(dim_) * sizeof(float); o += 64) {
-        __builtin_prefetch(v + o);
-      }
-      __builtin_prefetch(&item_pop_[id]);
-      for (size_t r = 0; r < rows; ++r) graph_.Row(m.recent_items[r]).PrefetchSlot(id);
-    };
-    constexpr size_t kAhead = 2;
-    for (size_t k = 0; k < std::min(kAhead, cand_.size()); ++k) hint(cand_[k].id);
+    for (size_t k = 0; k < std::min(kFeatureHintAhead, cand_.size()); ++k) {
+      HintFeatures(m, cand_[k].id);
+    }
     for (size_t k = 0; k < cand_.size(); ++k) {
-      if (k + kAhead < cand_.size()) hint(cand_[k + kAhead].id);
+      if (k + kFeatureHintAhead < cand_.size()) HintFeatures(m, cand_[k + kFeatureHintAhead].id);
       Candidate& cand = cand_[k];
       cand.x = FeaturesOf(m, q, cand.id);
       cand.score = mix_[0] * cand.x[0] + mix_[1] * cand.x[1] + mix_[2] * cand.x[2];
@@ -514,7 +517,11 @@ void OnlineModel::ScoreCandidates(uint32_t user, std::span<const uint32_t> items
   const float a_e = hybrid_ ? mix_[0] : 1.0f;
   const bool distance = IsDistanceLoss(loss_.kind);
   const double scale = PopularityScale();
+  for (size_t n = 0; n < std::min(kFeatureHintAhead, items.size()); ++n) {
+    HintFeatures(m, items[n]);
+  }
   for (size_t n = 0; n < items.size(); ++n) {
+    if (n + kFeatureHintAhead < items.size()) HintFeatures(m, items[n + kFeatureHintAhead]);
     const uint32_t j = items[n];
     const float* v = ItemVector(j);
     float s = distance ? -a_e * SquaredL2(q, v, dim_) : a_e * (Dot(q, v, dim_) + item_bias_[j]);

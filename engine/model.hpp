@@ -209,6 +209,11 @@ class OnlineModel final : public StreamingScorer {
   // The mix learns (on one event in model.mix_every) against this many hardest candidates.
   static constexpr size_t kHardNegatives = 3;
   Features FeaturesOf(const UserMeta& m, const float* q, uint32_t item) const;
+  // Cache hints for FeaturesOf(m, ·, item): the item's vector, bias and popularity, and the
+  // co-occurrence slots of its neighbourhood evidence (~20 misses otherwise taken one by one).
+  // Scoring a list gives them this many items ahead.
+  void HintFeatures(const UserMeta& m, uint32_t item) const;
+  static constexpr size_t kFeatureHintAhead = 2;
   void UpdateMix(const Features& pos, std::span<const Features> negs, float weight);
   void LearnMix(const UserMeta& m, const float* q, uint32_t pos, float weight,
                 std::span<const uint32_t> sampled, Rng& rng);

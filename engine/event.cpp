@@ -29,6 +29,16 @@ struct RawEvent {
   RawValue user, item, type, weight, ts;
 };
 
+// The field of the event a top-level key names, if it is one of the contract's.
+RawValue* FieldFor(std::string_view name, RawEvent& e) {
+  if (name == "user") return &e.user;
+  if (name == "item") return &e.item;
+  if (name == "type") return &e.type;
+  if (name == "weight") return &e.weight;
+  if (name == "ts") return &e.ts;
+  return nullptr;
+}
+
 // SAX handler that records the contract fields of a top-level object.
 //
 // nlohmann rejects numbers that overflow a double (1e999) as a parse error, but for us such a
@@ -73,7 +83,7 @@ class FieldCollector final : public nlohmann::json_sax<Json> {
   bool start_array(std::size_t) override { return Open(/*is_object=*/false); }
   bool end_array() override { return Close(); }
   bool key(string_t& name) override {
-    if (depth_ == 1) target_ = FieldFor(name);
+    if (depth_ == 1) target_ = FieldFor(name, event_);
     return true;
   }
   bool parse_error(std::size_t position, const std::string& last_token,
@@ -98,15 +108,6 @@ class FieldCollector final : public nlohmann::json_sax<Json> {
     RawValue v;
     v.kind = kind;
     return v;
-  }
-
-  RawValue* FieldFor(const std::string& name) {
-    if (name == "user") return &event_.user;
-    if (name == "item") return &event_.item;
-    if (name == "type") return &event_.type;
-    if (name == "weight") return &event_.weight;
-    if (name == "ts") return &event_.ts;
-    return nullptr;
   }
 
   bool Scalar(RawValue v) {
@@ -174,14 +175,6 @@ class FlatObjectScanner {
   }
 
  private:
-  static RawValue* FieldFor(std::string_view name, RawEvent& e) {
-    if (name == "user") return &e.user;
-    if (name == "item") return &e.item;
-    if (name == "type") return &e.type;
-    if (name == "weight") return &e.weight;
-    if (name == "ts") return &e.ts;
-    return nullptr;
-  }
   static bool Digit(char c) { return c >= '0' && c <= '9'; }
 
   void SkipSpace() {

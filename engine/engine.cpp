@@ -187,7 +187,9 @@ void Engine::ApplySlice(std::span<const SourcedEvent> slice, ApplyOutcome& out) 
     }
     slice_.push_back({&se, u, i, new_item});
   }
-  // Stage s of the hints is given s events ahead (see OnlineModel::Prefetch).
+  // Stage s of the hints is given s events ahead (see OnlineModel::Prefetch). The first events
+  // of a slice get theirs all at once, with less lead; from then on each event gets stage 3, 2
+  // and 1 while the three events before it are learned.
   constexpr size_t kAhead = 3;
   for (size_t k = 0; k < std::min(kAhead, slice_.size()); ++k) {
     for (size_t s = kAhead; s > k; --s) {

@@ -190,7 +190,6 @@ class Engine {
   // A build's catch-up: rounds off the exclusive lock until one replays at most this many rows.
   static constexpr int kCatchUpRounds = 4;
   static constexpr size_t kCatchUpEnough = 256;
-  // One event of Apply(), under the exclusive lock.
   // One event of a slice, past the duplicate check and interned.
   struct Resolved {
     const SourcedEvent* se;

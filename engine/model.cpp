@@ -202,6 +202,7 @@ void OnlineModel::HintFeatures(const UserMeta& m, uint32_t item) const {
   }
   __builtin_prefetch(&item_bias_[item]);
   __builtin_prefetch(&item_pop_[item]);
+  if (!hybrid_) return;  // no neighbourhood term
   const size_t rows =
       std::min(m.recent_items.size(), static_cast<size_t>(opts_.neighbourhood_items));
   for (size_t r = 0; r < rows; ++r) graph_.Row(m.recent_items[r]).PrefetchSlot(item);
@@ -317,15 +318,13 @@ void OnlineModel::Prefetch(uint32_t user, uint32_t item, int stage) const {
     graph_.PrefetchLink(item, std::span<const uint32_t>(m.recent_items.data(), window));
     return;
   }
-  {
-    if (!m.seen.empty()) __builtin_prefetch(&m.seen[m.seen.size() / 2]);
-    if (!m.recent_items.empty()) {
-      lines(m.recent_items.data(), m.recent_items.size() * sizeof(uint32_t));
-      __builtin_prefetch(m.recent_weights.data());
-    }
-    const auto sig = m.sketch.signature();
-    if (!sig.empty()) lines(sig.data(), sig.size() * sizeof(uint32_t));
+  if (!m.seen.empty()) __builtin_prefetch(&m.seen[m.seen.size() / 2]);
+  if (!m.recent_items.empty()) {
+    lines(m.recent_items.data(), m.recent_items.size() * sizeof(uint32_t));
+    __builtin_prefetch(m.recent_weights.data());
   }
+  const auto sig = m.sketch.signature();
+  if (!sig.empty()) lines(sig.data(), sig.size() * sizeof(uint32_t));
 }
 
 void OnlineModel::Observe(const Interaction& x) {

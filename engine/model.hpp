@@ -73,9 +73,11 @@ class OnlineModel final : public StreamingScorer {
   std::string_view name() const override { return "simstream"; }
   void Observe(const Interaction& x) override;
   // Cache hints for an Observe() of (user, item) a few events ahead: reads nothing the caller
-  // depends on and changes nothing. `stage` 2 (two events ahead) asks for the rows found from
-  // the indices alone; stage 1 (the next event) also for what those rows point to, which stage
-  // 2 brought in. Indices not yet known to the model are ignored.
+  // depends on and changes nothing. `stage` 3 (three events ahead) asks for the rows found from
+  // the indices alone (user meta and vectors, the item's vector and scalars); stage 2 for what
+  // the user's meta points to (history, seen list, sketch), which stage 3 brought in; stage 1
+  // for the co-occurrence slots Link() will probe, found from that history. Indices not yet
+  // known to the model are ignored.
   void Prefetch(uint32_t user, uint32_t item, int stage) const;
   void ScoreItems(uint32_t user, std::span<float> out) override { Score(user, out); }
   // ScoreItems without the interface's non-const contract (the model keeps no query scratch).

@@ -96,7 +96,7 @@ void BM_Learn(benchmark::State& state, const ModelOptions& opts, bool prefetch) 
   for (auto _ : state) {
     for (size_t i = 0; i < kBatch; ++i) {
       if (prefetch) {
-        for (int ahead = 3; ahead >= 1; --ahead) {
+        for (int ahead = OnlineModel::kPrefetchStages; ahead >= 1; --ahead) {
           const Interaction& a = s.timed[(next + static_cast<size_t>(ahead)) % s.timed.size()];
           model.Prefetch(a.user, a.item, ahead);
         }

@@ -187,20 +187,19 @@ void Engine::ApplySlice(std::span<const SourcedEvent> slice, ApplyOutcome& out) 
     }
     slice_.push_back({&se, u, i, new_item});
   }
-  // Stage s of the hints is given s events ahead (see OnlineModel::Prefetch). The first events
-  // of a slice get theirs all at once, with less lead; from then on each event gets stage 3, 2
-  // and 1 while the three events before it are learned.
-  constexpr size_t kAhead = 3;
-  for (size_t k = 0; k < std::min(kAhead, slice_.size()); ++k) {
-    for (size_t s = kAhead; s > k; --s) {
-      model_.Prefetch(slice_[k].user, slice_[k].item, static_cast<int>(s - k));
+  // Stage s of the hints is given s events ahead (see OnlineModel::Prefetch); the loop starts
+  // that many steps early so the first events get every stage, in order.
+  constexpr auto kAhead = static_cast<ptrdiff_t>(OnlineModel::kPrefetchStages);
+  const auto n = static_cast<ptrdiff_t>(slice_.size());
+  for (ptrdiff_t k = -kAhead; k < n; ++k) {
+    for (ptrdiff_t s = 1; s <= kAhead; ++s) {
+      if (k + s >= 0 && k + s < n) {
+        const Resolved& next = slice_[static_cast<size_t>(k + s)];
+        model_.Prefetch(next.user, next.item, static_cast<int>(s));
+      }
     }
-  }
-  for (size_t k = 0; k < slice_.size(); ++k) {
-    for (size_t s = 1; s <= kAhead && k + s < slice_.size(); ++s) {
-      model_.Prefetch(slice_[k + s].user, slice_[k + s].item, static_cast<int>(s));
-    }
-    const Resolved& r = slice_[k];
+    if (k < 0) continue;
+    const Resolved& r = slice_[static_cast<size_t>(k)];
     const SourcedEvent& se = *r.se;
     if (se.event.weight > 0 && !r.new_item) SamplePrequential(r.user, r.item);
     const uint64_t key =

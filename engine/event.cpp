@@ -416,46 +416,6 @@ bool IsValidUtf8(std::string_view bytes) {
 
 namespace {
 
-Status ParseWithNlohmann(std::string_view bytes, RawEvent& raw);
-Result<Event> Resolve(RawEvent& raw, const EventRules& rules, int64_t default_ts_ms);
-
-Result<Event> Parse(std::string_view bytes, const EventRules& rules, int64_t default_ts_ms,
-                    bool fast_path) {
-  if (bytes.size() > rules.max_message_bytes) {
-    return Reject("oversized",
-                  "message is " + std::to_string(bytes.size()) + " bytes, more than the limit of " +
-                      std::to_string(rules.max_message_bytes) + " (kafka.max_message_bytes)");
-  }
-  if (!IsValidUtf8(bytes)) return Reject("invalid_utf8", "message is not valid UTF-8");
-
-  RawEvent raw;
-  if (!fast_path || !FlatObjectScanner(bytes).Scan(raw)) {
-    raw = RawEvent{};
-    if (auto parsed = ParseWithNlohmann(bytes, raw); !parsed.ok()) return parsed.error();
-  }
-  return Resolve(raw, rules, default_ts_ms);
-}
-
-}  // namespace
-
-Result<Event> ParseEvent(std::string_view bytes, const EventRules& rules, int64_t default_ts_ms) {
-  return Parse(bytes, rules, default_ts_ms, /*fast_path=*/true);
-}
-
-namespace detail {
-Result<Event> ParseEventWithFullParser(std::string_view bytes, const EventRules& rules,
-                                       int64_t default_ts_ms) {
-  return Parse(bytes, rules, default_ts_ms, /*fast_path=*/false);
-}
-
-bool TakesFastPath(std::string_view bytes) {
-  RawEvent raw;
-  return FlatObjectScanner(bytes).Scan(raw);
-}
-}  // namespace detail
-
-namespace {
-
 // The full parser: any JSON, every error with nlohmann's message.
 Status ParseWithNlohmann(std::string_view bytes, RawEvent& raw) {
   std::set<size_t> overflow_ordinals;
@@ -593,7 +553,40 @@ Result<Event> Resolve(RawEvent& raw, const EventRules& rules, int64_t default_ts
   return event;
 }
 
+Result<Event> Parse(std::string_view bytes, const EventRules& rules, int64_t default_ts_ms,
+                    bool fast_path) {
+  if (bytes.size() > rules.max_message_bytes) {
+    return Reject("oversized",
+                  "message is " + std::to_string(bytes.size()) + " bytes, more than the limit of " +
+                      std::to_string(rules.max_message_bytes) + " (kafka.max_message_bytes)");
+  }
+  if (!IsValidUtf8(bytes)) return Reject("invalid_utf8", "message is not valid UTF-8");
+
+  RawEvent raw;
+  if (!fast_path || !FlatObjectScanner(bytes).Scan(raw)) {
+    raw = RawEvent{};
+    if (auto parsed = ParseWithNlohmann(bytes, raw); !parsed.ok()) return parsed.error();
+  }
+  return Resolve(raw, rules, default_ts_ms);
+}
+
 }  // namespace
+
+Result<Event> ParseEvent(std::string_view bytes, const EventRules& rules, int64_t default_ts_ms) {
+  return Parse(bytes, rules, default_ts_ms, /*fast_path=*/true);
+}
+
+namespace detail {
+Result<Event> ParseEventWithFullParser(std::string_view bytes, const EventRules& rules,
+                                       int64_t default_ts_ms) {
+  return Parse(bytes, rules, default_ts_ms, /*fast_path=*/false);
+}
+
+bool TakesFastPath(std::string_view bytes) {
+  RawEvent raw;
+  return FlatObjectScanner(bytes).Scan(raw);
+}
+}  // namespace detail
 
 std::string ToJson(const Event& event) {
   nlohmann::ordered_json j;

@@ -33,6 +33,12 @@ inline void InsertSorted(std::vector<uint32_t>& v, uint32_t x) {
   if (it == v.end() || *it != x) v.insert(it, x);
 }
 
+// Cache hints for every line of [p, p + bytes).
+inline void PrefetchLines(const void* p, size_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o);
+}
+
 inline bool ContainsSorted(std::span<const uint32_t> v, uint32_t x) {
   return std::binary_search(v.begin(), v.end(), x);
 }
@@ -196,10 +202,7 @@ void OnlineModel::DecayPopularity() {
 }
 
 void OnlineModel::HintFeatures(const UserMeta& m, uint32_t item) const {
-  const char* v = reinterpret_cast<const char*>(ItemVector(item));
-  for (size_t o = 0; o < static_cast<size_t>(dim_) * sizeof(float); o += 64) {
-    __builtin_prefetch(v + o);
-  }
+  PrefetchLines(ItemVector(item), static_cast<size_t>(dim_) * sizeof(float));
   __builtin_prefetch(&item_bias_[item]);
   __builtin_prefetch(&item_pop_[item]);
   if (!hybrid_) return;  // no neighbourhood term
@@ -286,22 +289,18 @@ void OnlineModel::RefreshUserVector(uint32_t u) {
 }
 
 void OnlineModel::Prefetch(uint32_t user, uint32_t item, int stage) const {
-  const auto lines = [](const void* p, size_t bytes) {
-    const char* c = static_cast<const char*>(p);
-    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o);
-  };
   const size_t row_bytes = static_cast<size_t>(dim_) * sizeof(float);
   const bool has_user = user < users(), has_item = item < items();
   if (stage >= 3) {
     if (has_user) {
       const size_t at = size_t{user} * static_cast<size_t>(dim_);
-      lines(&user_meta_[user], sizeof(UserMeta));
-      lines(&p_[at], row_bytes);
-      lines(&h_[at], row_bytes);
-      lines(&q_[at], row_bytes);
+      PrefetchLines(&user_meta_[user], sizeof(UserMeta));
+      PrefetchLines(&p_[at], row_bytes);
+      PrefetchLines(&h_[at], row_bytes);
+      PrefetchLines(&q_[at], row_bytes);
     }
     if (has_item) {
-      lines(&v_[size_t{item} * static_cast<size_t>(dim_)], row_bytes);
+      PrefetchLines(&v_[size_t{item} * static_cast<size_t>(dim_)], row_bytes);
       __builtin_prefetch(&item_bias_[item]);
       __builtin_prefetch(&item_grad_sq_[item]);
       __builtin_prefetch(&item_count_[item]);
@@ -320,11 +319,11 @@ void OnlineModel::Prefetch(uint32_t user, uint32_t item, int stage) const {
   }
   if (!m.seen.empty()) __builtin_prefetch(&m.seen[m.seen.size() / 2]);
   if (!m.recent_items.empty()) {
-    lines(m.recent_items.data(), m.recent_items.size() * sizeof(uint32_t));
+    PrefetchLines(m.recent_items.data(), m.recent_items.size() * sizeof(uint32_t));
     __builtin_prefetch(m.recent_weights.data());
   }
   const auto sig = m.sketch.signature();
-  if (!sig.empty()) lines(sig.data(), sig.size() * sizeof(uint32_t));
+  if (!sig.empty()) PrefetchLines(sig.data(), sig.size() * sizeof(uint32_t));
 }
 
 void OnlineModel::Observe(const Interaction& x) {

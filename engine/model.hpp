@@ -79,6 +79,7 @@ class OnlineModel final : public StreamingScorer {
   // for the co-occurrence slots Link() will probe, found from that history. Indices not yet
   // known to the model are ignored.
   void Prefetch(uint32_t user, uint32_t item, int stage) const;
+  static constexpr int kPrefetchStages = 3;
   void ScoreItems(uint32_t user, std::span<float> out) override { Score(user, out); }
   // ScoreItems without the interface's non-const contract (the model keeps no query scratch).
   void Score(uint32_t user, std::span<float> out) const;

@@ -608,13 +608,45 @@ void OnlineModel::TakeChanges(ChangeSet& out) {
   std::sort(dirty_items_.begin(), dirty_items_.end());
   out.users.reserve(out.users.size() + dirty_users_.size());
   out.items.reserve(out.items.size() + dirty_items_.size());
-  for (uint32_t u : dirty_users_) {
+  // Rows of the recycled pools first (no allocation while the learner waits), and cache hints
+  // ahead: a user's meta and vectors kUserHintAhead users ahead, the lists its meta points to
+  // half as far ahead (the meta is in cache by then).
+  constexpr size_t kUserHintAhead = 8;
+  const size_t row_bytes = static_cast<size_t>(dim_) * sizeof(float);
+  for (size_t k = 0; k < dirty_users_.size(); ++k) {
+    if (k + kUserHintAhead < dirty_users_.size()) {
+      const uint32_t ahead = dirty_users_[k + kUserHintAhead];
+      PrefetchLines(&user_meta_[ahead], sizeof(UserMeta));
+      PrefetchLines(&p_[size_t{ahead} * dim_], row_bytes);
+      PrefetchLines(&h_[size_t{ahead} * dim_], row_bytes);
+    }
+    if (k + kUserHintAhead / 2 < dirty_users_.size()) {
+      const UserMeta& m = user_meta_[dirty_users_[k + kUserHintAhead / 2]];
+      __builtin_prefetch(m.seen.data());
+      __builtin_prefetch(m.recent_items.data());
+      __builtin_prefetch(m.recent_weights.data());
+      PrefetchLines(m.sketch.signature().data(), m.sketch.signature().size() * sizeof(uint32_t));
+    }
+    const uint32_t u = dirty_users_[k];
     user_dirty_[u] = 0;
-    if (!user_meta_[u].forgotten) out.users.emplace_back(u, ExportUser(u));
+    if (user_meta_[u].forgotten) continue;
+    UserState s;
+    if (!out.spare_users.empty()) {
+      s = std::move(out.spare_users.back());
+      out.spare_users.pop_back();
+    }
+    ExportUserInto(u, s);
+    out.users.emplace_back(u, std::move(s));
   }
   for (uint32_t i : dirty_items_) {
     item_dirty_[i] = 0;
-    out.items.emplace_back(i, ExportItem(i));
+    ItemState s;
+    if (!out.spare_items.empty()) {
+      s = std::move(out.spare_items.back());
+      out.spare_items.pop_back();
+    }
+    ExportItemInto(i, s);
+    out.items.emplace_back(i, std::move(s));
   }
   out.forgotten_users.insert(out.forgotten_users.end(), forgotten_users_.begin(),
                              forgotten_users_.end());
@@ -656,31 +688,39 @@ void OnlineModel::FinishTakeChanges(ChangeSet& out) {
 }
 
 UserState OnlineModel::ExportUser(uint32_t u) const {
-  const UserMeta& m = user_meta_[u];
   UserState s;
+  ExportUserInto(u, s);
+  return s;
+}
+
+void OnlineModel::ExportUserInto(uint32_t u, UserState& s) const {
+  const UserMeta& m = user_meta_[u];
   s.p.assign(&p_[size_t{u} * dim_], &p_[size_t{u} * dim_] + dim_);
   s.h.assign(&h_[size_t{u} * dim_], &h_[size_t{u} * dim_] + dim_);
   s.z = m.z;
   s.grad_sq = m.grad_sq;
-  s.seen = m.seen;
-  s.recent_items = m.recent_items;
-  s.recent_weights = m.recent_weights;
+  s.seen.assign(m.seen.begin(), m.seen.end());
+  s.recent_items.assign(m.recent_items.begin(), m.recent_items.end());
+  s.recent_weights.assign(m.recent_weights.begin(), m.recent_weights.end());
   s.events = m.events;
   s.last_ts = m.last_ts;
   s.sketch.assign(m.sketch.signature().begin(), m.sketch.signature().end());
   s.sketch_empty = m.sketch.empty();
-  return s;
 }
 
 ItemState OnlineModel::ExportItem(uint32_t i) const {
   ItemState s;
+  ExportItemInto(i, s);
+  return s;
+}
+
+void OnlineModel::ExportItemInto(uint32_t i, ItemState& s) const {
   s.v.assign(ItemVector(i), ItemVector(i) + dim_);
   s.bias = item_bias_[i];
   s.grad_sq = item_grad_sq_[i];
   s.count = item_count_[i];
   s.pop = item_pop_[i];
   s.graph_count = graph_.Count(i);
-  return s;
 }
 
 GlobalState OnlineModel::ExportGlobal() const {

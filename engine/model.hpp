@@ -150,6 +150,9 @@ class OnlineModel final : public StreamingScorer {
   void FinishTakeChanges(ChangeSet& out);
   UserState ExportUser(uint32_t u) const;
   ItemState ExportItem(uint32_t i) const;
+  // The same, overwriting every field of `out` (its vectors keep their capacity).
+  void ExportUserInto(uint32_t u, UserState& out) const;
+  void ExportItemInto(uint32_t i, ItemState& out) const;
   GlobalState ExportGlobal() const;
   // Every directed co-occurrence edge of item a's row.
   void ExportRow(uint32_t a, std::vector<EdgeState>& out) const;

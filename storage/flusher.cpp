@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <map>
 #include <set>
+#include <utility>
 
 #include "engine/thread_name.hpp"
 
@@ -75,7 +76,8 @@ Flusher::~Flusher() {
 Status Flusher::FlushNow() {
   std::lock_guard lock(flush_mu_);
   const auto start = std::chrono::steady_clock::now();
-  engine::ChangeSet cs;
+  engine::ChangeSet& cs = taken_;
+  cs.Recycle();
   engine_.TakeChanges(cs);
   if (pending_) {
     cs = MergeChangeSets(std::move(*pending_), std::move(cs));
@@ -88,7 +90,7 @@ Status Flusher::FlushNow() {
     return Status::Ok();
   Status st = store_.Write(cs);
   if (!st.ok()) {
-    pending_ = std::move(cs);
+    pending_ = std::exchange(cs, engine::ChangeSet());
     std::lock_guard stats_lock(stats_mu_);
     ++stats_.failures;
     stats_.last_error = st.error();

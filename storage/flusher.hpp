@@ -82,10 +82,13 @@ class Flusher {
   engine::Engine& engine_;
   StateStore& store_;
   const config::StorageOptions opts_;
-  // Serialises flushes (held through the write) and guards pending_ and last_offsets_. Nothing
-  // the consumer or HTTP threads call waits for it: they read stats_ under stats_mu_, which is
-  // held only to copy or update it, so they never wait behind a RocksDB write.
+  // Serialises flushes (held through the write) and guards taken_, pending_ and last_offsets_.
+  // Nothing the consumer or HTTP threads call waits for it: they read stats_ under stats_mu_, which
+  // is held only to copy or update it, so they never wait behind a RocksDB write.
   std::mutex flush_mu_;
+  // The set each flush takes into, recycled after its write (ChangeSet::Recycle): its rows'
+  // memory serves the next take.
+  engine::ChangeSet taken_;
   std::optional<engine::ChangeSet> pending_;
   std::map<int32_t, int64_t> last_offsets_;  // of the last successful write
   // Written only by FlushNow (under flush_mu_ and stats_mu_), so FlushNow reads it without

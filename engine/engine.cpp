@@ -168,8 +168,23 @@ void Engine::SetPopular(std::vector<uint32_t> popular) {
 }
 
 void Engine::ApplySlice(std::span<const SourcedEvent> slice, ApplyOutcome& out) {
-  slice_.clear();
+  // The id lookups of the whole slice in three passes, so that their cache misses overlap
+  // instead of coming one after another: hash every id and hint its table slot; hint the stored
+  // id each slot points to; then intern (the lookups find both in cache).
+  slice_hashes_.clear();
   for (const SourcedEvent& se : slice) {
+    const uint64_t hu = IdInterner::Hash(se.event.user), hi = IdInterner::Hash(se.event.item);
+    users_.PrefetchSlot(hu);
+    items_.PrefetchSlot(hi);
+    slice_hashes_.emplace_back(hu, hi);
+  }
+  for (const auto& [hu, hi] : slice_hashes_) {
+    users_.PrefetchCandidate(hu);
+    items_.PrefetchCandidate(hi);
+  }
+  slice_.clear();
+  for (size_t k = 0; k < slice.size(); ++k) {
+    const SourcedEvent& se = slice[k];
     if (se.partition >= 0) {
       auto it = next_offsets_.find(se.partition);
       if (it != next_offsets_.end() && se.offset < it->second) {
@@ -179,8 +194,8 @@ void Engine::ApplySlice(std::span<const SourcedEvent> slice, ApplyOutcome& out) 
       next_offsets_[se.partition] = se.offset + 1;
     }
     bool new_user = false, new_item = false;
-    const uint32_t u = users_.Intern(se.event.user, &new_user);
-    const uint32_t i = items_.Intern(se.event.item, &new_item);
+    const uint32_t u = users_.Intern(se.event.user, slice_hashes_[k].first, &new_user);
+    const uint32_t i = items_.Intern(se.event.item, slice_hashes_[k].second, &new_item);
     if (tracking_) {
       if (new_user) new_user_ids_.emplace_back(u, se.event.user);
       if (new_item) new_item_ids_.emplace_back(i, se.event.item);

@@ -224,7 +224,8 @@ class Engine {
   RollingMean rolling_hr_{1000};
   uint64_t sample_counter_ = 0;
   std::vector<float> sample_scores_;
-  std::vector<Resolved> slice_;  // ApplySlice's scratch
+  std::vector<Resolved> slice_;                              // ApplySlice's scratch
+  std::vector<std::pair<uint64_t, uint64_t>> slice_hashes_;  // (user, item) id hashes, the same
   // Cosine similarity indexes of users and items, and their maintainer thread.
   LiveAnn user_ann_, item_ann_;
   // Two-stage recommendations (when the item index is active): the most popular items, one of

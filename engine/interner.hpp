@@ -1,45 +1,80 @@
 // Interning of external string ids to dense indices.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace simstream::engine {
 
 // Maps external ids to dense indices 0..size()-1 in order of first appearance.
 // Not thread-safe: the owner (Engine) serialises writers against readers.
+//
+// An open-addressing table (linear probing, load at most 1/2) of 8-byte slots, each the low 32
+// bits of the id's hash and its index + 1 (0: empty); the ids themselves live once, in ids_. A
+// lookup is one slot line and one ids_ entry (short ids are stored inline there), and a caller
+// interning many ids can hint both ahead (Hash, PrefetchSlot, PrefetchCandidate): the engine does
+// for each slice of events. A node-based std::unordered_map took two dependent misses per lookup
+// that no hint could reach ahead of time.
 class IdInterner {
  public:
+  static uint64_t Hash(std::string_view id) { return std::hash<std::string_view>{}(id); }
+
   // Index of `id`, adding it when new. `added` (optional) tells whether it was new.
   uint32_t Intern(std::string_view id, bool* added = nullptr) {
-    auto it = index_.find(id);
-    if (it != index_.end()) {
+    return Intern(id, Hash(id), added);
+  }
+  // The same with the id's Hash() already computed.
+  uint32_t Intern(std::string_view id, uint64_t hash, bool* added = nullptr) {
+    if (slots_.empty()) Grow();
+    const size_t at = Probe(id, hash);
+    if (slots_[at].index1 != 0) {
       if (added) *added = false;
-      return it->second;
+      return slots_[at].index1 - 1;
     }
     const auto idx = static_cast<uint32_t>(ids_.size());
     ids_.emplace_back(id);
-    index_.emplace(ids_.back(), idx);
+    if ((mapped_ + 1) * 2 <= slots_.size()) {  // the probe's empty slot is where it goes
+      slots_[at] = {static_cast<uint32_t>(hash), idx + 1};
+      ++mapped_;
+    } else {
+      Insert(hash, idx);
+    }
     if (added) *added = true;
     return idx;
   }
   std::optional<uint32_t> Find(std::string_view id) const {
-    auto it = index_.find(id);
-    if (it == index_.end()) return std::nullopt;
-    return it->second;
+    const uint64_t hash = Hash(id);
+    if (slots_.empty()) return std::nullopt;
+    const Slot& s = slots_[Probe(id, hash)];
+    if (s.index1 == 0) return std::nullopt;
+    return s.index1 - 1;
   }
+
+  // Cache hints, for interning a run of ids: the slot a lookup of `hash` starts at, and (once
+  // that line has arrived) the stored id it will compare first. Neither changes anything.
+  void PrefetchSlot(uint64_t hash) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[hash & mask_]);
+  }
+  void PrefetchCandidate(uint64_t hash) const {
+    if (slots_.empty()) return;
+    const Slot& s = slots_[hash & mask_];
+    if (s.index1 != 0) __builtin_prefetch(&ids_[s.index1 - 1]);
+  }
+
   const std::string& Id(uint32_t idx) const { return ids_[idx]; }
   // Removes the mapping of `id`; its index becomes a tombstone (Id() is empty) and is never
   // reused. Returns the index it had.
   std::optional<uint32_t> Forget(std::string_view id) {
-    auto it = index_.find(id);
-    if (it == index_.end()) return std::nullopt;
-    const uint32_t idx = it->second;
-    index_.erase(it);
+    if (slots_.empty()) return std::nullopt;
+    const size_t at = Probe(id, Hash(id));
+    if (slots_[at].index1 == 0) return std::nullopt;
+    const uint32_t idx = slots_[at].index1 - 1;
+    Erase(at);
     ids_[idx].clear();
     return idx;
   }
@@ -47,17 +82,71 @@ class IdInterner {
   void Restore(uint32_t idx, std::string_view id) {
     if (ids_.size() <= idx) ids_.resize(idx + 1);
     ids_[idx] = std::string(id);
-    if (!id.empty()) index_[ids_[idx]] = idx;
+    if (id.empty()) return;
+    const uint64_t hash = Hash(id);
+    if (!slots_.empty()) {
+      if (Slot& s = slots_[Probe(id, hash)]; s.index1 != 0) {
+        s.index1 = idx + 1;  // a later entry for the same id wins, as with a map
+        return;
+      }
+    }
+    Insert(hash, idx);
   }
   size_t size() const { return ids_.size(); }
+  // Ids mapped (size() less the tombstones).
+  size_t mapped() const { return mapped_; }
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  struct Slot {
+    uint32_t hash32 = 0;  // low 32 bits of the hash: the home slot is hash32 & mask_
+    uint32_t index1 = 0;  // index + 1; 0 = empty
   };
+
+  // The slot holding `id`, or the empty slot where its probe ends. Needs a non-empty table.
+  size_t Probe(std::string_view id, uint64_t hash) const {
+    const auto h32 = static_cast<uint32_t>(hash);
+    for (size_t at = hash & mask_;; at = (at + 1) & mask_) {
+      const Slot& s = slots_[at];
+      if (s.index1 == 0 || (s.hash32 == h32 && ids_[s.index1 - 1] == id)) return at;
+    }
+  }
+  // Adds a mapping whose id is not in the table.
+  void Insert(uint64_t hash, uint32_t idx) {
+    if ((mapped_ + 1) * 2 > slots_.size()) Grow();
+    size_t at = hash & mask_;
+    while (slots_[at].index1 != 0) at = (at + 1) & mask_;
+    slots_[at] = {static_cast<uint32_t>(hash), idx + 1};
+    ++mapped_;
+  }
+  // Backward-shift deletion: no tombstones, so probes stay as short as the live load.
+  void Erase(size_t hole) {
+    for (size_t at = (hole + 1) & mask_; slots_[at].index1 != 0; at = (at + 1) & mask_) {
+      const size_t home = slots_[at].hash32 & mask_;
+      // The entry may fill the hole when the hole lies on its probe path, from home to `at`.
+      if (((at - home) & mask_) >= ((at - hole) & mask_)) {
+        slots_[hole] = slots_[at];
+        hole = at;
+      }
+    }
+    slots_[hole] = Slot{};
+    --mapped_;
+  }
+  void Grow() {
+    std::vector<Slot> old(std::max<size_t>(16, slots_.size() * 2));
+    old.swap(slots_);
+    mask_ = slots_.size() - 1;
+    for (const Slot& s : old) {
+      if (s.index1 == 0) continue;
+      size_t at = s.hash32 & mask_;
+      while (slots_[at].index1 != 0) at = (at + 1) & mask_;
+      slots_[at] = s;
+    }
+  }
+
   std::vector<std::string> ids_;
-  std::unordered_map<std::string, uint32_t, Hash, std::equal_to<>> index_;
+  std::vector<Slot> slots_;  // a power of two in size, or empty
+  size_t mask_ = 0;
+  size_t mapped_ = 0;
 };
 
 }  // namespace simstream::engine

@@ -103,6 +103,14 @@ void CooccurrenceGraph::Link(uint32_t item, std::span<const uint32_t> recent, fl
   }
 }
 
+void CooccurrenceGraph::PrefetchRows(uint32_t item, std::span<const uint32_t> recent) const {
+  if (item >= rows_.size()) return;
+  __builtin_prefetch(&rows_[item]);
+  for (uint32_t other : recent) {
+    if (other < rows_.size()) __builtin_prefetch(&rows_[other]);
+  }
+}
+
 void CooccurrenceGraph::PrefetchLink(uint32_t item, std::span<const uint32_t> recent) const {
   if (item >= rows_.size()) return;
   for (uint32_t other : recent) {

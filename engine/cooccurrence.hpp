@@ -61,7 +61,9 @@ class CooccurrenceGraph {
   // they were before any pruning.
   void Link(uint32_t item, std::span<const uint32_t> recent, float w,
             std::vector<uint32_t>* pruned = nullptr, std::vector<float>* weights = nullptr);
-  // Cache hints for Link(item, recent): the slots it probes first in both directions.
+  // Cache hints for Link(item, recent): the rows' headers (PrefetchRows), which locate their
+  // slots, then the slots it probes first in both directions (PrefetchLink).
+  void PrefetchRows(uint32_t item, std::span<const uint32_t> recent) const;
   void PrefetchLink(uint32_t item, std::span<const uint32_t> recent) const;
   // Restores state (storage load): the count of an item, one directed edge.
   void SetCount(uint32_t item, float count) {

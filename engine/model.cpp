@@ -291,7 +291,7 @@ void OnlineModel::RefreshUserVector(uint32_t u) {
 void OnlineModel::Prefetch(uint32_t user, uint32_t item, int stage) const {
   const size_t row_bytes = static_cast<size_t>(dim_) * sizeof(float);
   const bool has_user = user < users(), has_item = item < items();
-  if (stage >= 3) {
+  if (stage >= 4) {
     if (has_user) {
       const size_t at = size_t{user} * static_cast<size_t>(dim_);
       PrefetchLines(&user_meta_[user], sizeof(UserMeta));
@@ -310,11 +310,17 @@ void OnlineModel::Prefetch(uint32_t user, uint32_t item, int stage) const {
   }
   if (!has_user) return;
   const UserMeta& m = user_meta_[user];
-  if (stage == 1) {
-    // The co-occurrence slots Link() will probe (the window's items, liked or not: a superset).
+  if (stage <= 2) {
+    // The co-occurrence rows Link() will probe (the window's items, liked or not: a superset):
+    // their headers, then their slots.
     const size_t window =
         std::min(m.recent_items.size(), static_cast<size_t>(opts_.cooccurrence_window));
-    graph_.PrefetchLink(item, std::span<const uint32_t>(m.recent_items.data(), window));
+    const std::span<const uint32_t> recent(m.recent_items.data(), window);
+    if (stage == 2) {
+      graph_.PrefetchRows(item, recent);
+    } else {
+      graph_.PrefetchLink(item, recent);
+    }
     return;
   }
   if (!m.seen.empty()) __builtin_prefetch(&m.seen[m.seen.size() / 2]);

@@ -73,13 +73,13 @@ class OnlineModel final : public StreamingScorer {
   std::string_view name() const override { return "simstream"; }
   void Observe(const Interaction& x) override;
   // Cache hints for an Observe() of (user, item) a few events ahead: reads nothing the caller
-  // depends on and changes nothing. `stage` 3 (three events ahead) asks for the rows found from
-  // the indices alone (user meta and vectors, the item's vector and scalars); stage 2 for what
-  // the user's meta points to (history, seen list, sketch), which stage 3 brought in; stage 1
-  // for the co-occurrence slots Link() will probe, found from that history. Indices not yet
-  // known to the model are ignored.
+  // depends on and changes nothing. `stage` 4 (four events ahead) asks for the rows found from
+  // the indices alone (user meta and vectors, the item's vector and scalars); stage 3 for what
+  // the user's meta points to (history, seen list, sketch), which stage 4 brought in; stage 2
+  // for the headers of the co-occurrence rows of that history; stage 1 for the slots Link()
+  // will probe in them. Indices not yet known to the model are ignored.
   void Prefetch(uint32_t user, uint32_t item, int stage) const;
-  static constexpr int kPrefetchStages = 3;
+  static constexpr int kPrefetchStages = 4;
   void ScoreItems(uint32_t user, std::span<float> out) override { Score(user, out); }
   // ScoreItems without the interface's non-const contract (the model keeps no query scratch).
   void Score(uint32_t user, std::span<float> out) const;

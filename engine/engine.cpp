@@ -170,18 +170,14 @@ void Engine::SetPopular(std::vector<uint32_t> popular) {
 void Engine::ApplySlice(std::span<const SourcedEvent> slice, ApplyOutcome& out) {
   // The id lookups of the whole slice in three passes, so that their cache misses overlap
   // instead of coming one after another: hash every id and hint its table slot; hint the stored
-  // id each slot points to; then intern (the lookups find both in cache).
-  slice_hashes_.clear();
-  for (const SourcedEvent& se : slice) {
-    const uint64_t hu = IdInterner::Hash(se.event.user), hi = IdInterner::Hash(se.event.item);
-    users_.PrefetchSlot(hu);
-    items_.PrefetchSlot(hi);
-    slice_hashes_.emplace_back(hu, hi);
-  }
-  for (const auto& [hu, hi] : slice_hashes_) {
-    users_.PrefetchCandidate(hu);
-    items_.PrefetchCandidate(hi);
-  }
+  // id each slot points to (HintPairs); then intern below (the lookups find both in cache).
+  HintPairs(
+      users_, items_, slice.size(),
+      [&](size_t k) {
+        return std::pair<std::string_view, std::string_view>(slice[k].event.user,
+                                                             slice[k].event.item);
+      },
+      slice_hashes_);
   slice_.clear();
   for (size_t k = 0; k < slice.size(); ++k) {
     const SourcedEvent& se = slice[k];

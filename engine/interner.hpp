@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace simstream::engine {
@@ -17,9 +18,9 @@ namespace simstream::engine {
 // An open-addressing table (linear probing, load at most 1/2) of 8-byte slots, each the low 32
 // bits of the id's hash and its index + 1 (0: empty); the ids themselves live once, in ids_. A
 // lookup is one slot line and one ids_ entry (short ids are stored inline there), and a caller
-// interning many ids can hint both ahead (Hash, PrefetchSlot, PrefetchCandidate): the engine does
-// for each slice of events. A node-based std::unordered_map took two dependent misses per lookup
-// that no hint could reach ahead of time.
+// interning many ids can hint both ahead (Hash, PrefetchSlot, PrefetchCandidate; HintPairs below):
+// the engine does for each slice of events. A node-based std::unordered_map took two dependent
+// misses per lookup that no hint could reach ahead of time.
 class IdInterner {
  public:
   static uint64_t Hash(std::string_view id) { return std::hash<std::string_view>{}(id); }
@@ -148,5 +149,27 @@ class IdInterner {
   size_t mask_ = 0;
   size_t mapped_ = 0;
 };
+
+// The first two of the three passes that intern a run of (user id, item id) pairs with their
+// cache misses overlapped, as Engine::ApplySlice does for a slice of events: `pair_at(k)` gives
+// the k-th pair (two string_views) for k < n. Each pair's hashes go to `hashes` (cleared first)
+// while its two slots are hinted; then the stored id each slot names is hinted. The third pass
+// is the caller's: Intern(id, hashes[k].first) and Intern(id, hashes[k].second).
+template <typename PairAt>
+void HintPairs(const IdInterner& users, const IdInterner& items, size_t n, PairAt pair_at,
+               std::vector<std::pair<uint64_t, uint64_t>>& hashes) {
+  hashes.clear();
+  for (size_t k = 0; k < n; ++k) {
+    const auto [user, item] = pair_at(k);
+    const uint64_t hu = IdInterner::Hash(user), hi = IdInterner::Hash(item);
+    users.PrefetchSlot(hu);
+    items.PrefetchSlot(hi);
+    hashes.emplace_back(hu, hi);
+  }
+  for (const auto& [hu, hi] : hashes) {
+    users.PrefetchCandidate(hu);
+    items.PrefetchCandidate(hi);
+  }
+}
 
 }  // namespace simstream::engine

@@ -39,6 +39,15 @@ inline void PrefetchLines(const void* p, size_t bytes) {
   for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o);
 }
 
+// A row from a recycled ChangeSet's pool (its vectors keep their capacity), or a new one.
+template <typename Row>
+Row TakeSpare(std::vector<Row>& pool) {
+  if (pool.empty()) return Row{};
+  Row row = std::move(pool.back());
+  pool.pop_back();
+  return row;
+}
+
 inline bool ContainsSorted(std::span<const uint32_t> v, uint32_t x) {
   return std::binary_search(v.begin(), v.end(), x);
 }
@@ -636,21 +645,13 @@ void OnlineModel::TakeChanges(ChangeSet& out) {
     const uint32_t u = dirty_users_[k];
     user_dirty_[u] = 0;
     if (user_meta_[u].forgotten) continue;
-    UserState s;
-    if (!out.spare_users.empty()) {
-      s = std::move(out.spare_users.back());
-      out.spare_users.pop_back();
-    }
+    UserState s = TakeSpare(out.spare_users);
     ExportUserInto(u, s);
     out.users.emplace_back(u, std::move(s));
   }
   for (uint32_t i : dirty_items_) {
     item_dirty_[i] = 0;
-    ItemState s;
-    if (!out.spare_items.empty()) {
-      s = std::move(out.spare_items.back());
-      out.spare_items.pop_back();
-    }
+    ItemState s = TakeSpare(out.spare_items);
     ExportItemInto(i, s);
     out.items.emplace_back(i, std::move(s));
   }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -97,7 +98,8 @@ struct ChangeSet {
     const size_t used = rows.size();
     for (auto& entry : rows) spare.push_back(std::move(entry.second));
     rows.clear();
-    if (spare.size() > used) spare.erase(spare.begin(), spare.end() - static_cast<long>(used));
+    if (spare.size() > used)
+      spare.erase(spare.begin(), spare.end() - static_cast<std::ptrdiff_t>(used));
   }
 };
 

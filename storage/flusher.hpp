@@ -86,8 +86,8 @@ class Flusher {
   // Nothing the consumer or HTTP threads call waits for it: they read stats_ under stats_mu_, which
   // is held only to copy or update it, so they never wait behind a RocksDB write.
   std::mutex flush_mu_;
-  // The set each flush takes into, recycled after its write (ChangeSet::Recycle): its rows'
-  // memory serves the next take.
+  // The set each flush takes into, recycled before each take (ChangeSet::Recycle): the rows of
+  // the last write keep their memory for the next one.
   engine::ChangeSet taken_;
   std::optional<engine::ChangeSet> pending_;
   std::map<int32_t, int64_t> last_offsets_;  // of the last successful write

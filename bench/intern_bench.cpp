@@ -80,7 +80,8 @@ void BM_InternOneByOne(benchmark::State& state) {
   benchmark::DoNotOptimize(sum);
 }
 
-// One iteration is a slice of kSlice events, as ApplySlice interns it; reported per event.
+// One iteration is a slice of kSlice events, as ApplySlice interns it (items_per_second counts
+// events, as in the one-by-one variants).
 void BM_InternFlatHinted(benchmark::State& state) {
   const Workload w = Make(static_cast<size_t>(state.range(0)));
   IdInterner users, items;

@@ -297,16 +297,30 @@ void OnlineModel::RefreshUserVector(uint32_t u) {
   for (int i = 0; i < dim_; ++i) q[i] = p[i] + h[i] * inv;
 }
 
+void OnlineModel::HintUserRows(uint32_t u) const {
+  const size_t row_bytes = static_cast<size_t>(dim_) * sizeof(float);
+  const size_t at = size_t{u} * static_cast<size_t>(dim_);
+  PrefetchLines(&user_meta_[u], sizeof(UserMeta));
+  PrefetchLines(&p_[at], row_bytes);
+  PrefetchLines(&h_[at], row_bytes);
+}
+
+void OnlineModel::HintUserLists(const UserMeta& m) const {
+  if (!m.recent_items.empty()) {
+    PrefetchLines(m.recent_items.data(), m.recent_items.size() * sizeof(uint32_t));
+    __builtin_prefetch(m.recent_weights.data());
+  }
+  const auto sig = m.sketch.signature();
+  if (!sig.empty()) PrefetchLines(sig.data(), sig.size() * sizeof(uint32_t));
+}
+
 void OnlineModel::Prefetch(uint32_t user, uint32_t item, int stage) const {
   const size_t row_bytes = static_cast<size_t>(dim_) * sizeof(float);
   const bool has_user = user < users(), has_item = item < items();
   if (stage >= 4) {
     if (has_user) {
-      const size_t at = size_t{user} * static_cast<size_t>(dim_);
-      PrefetchLines(&user_meta_[user], sizeof(UserMeta));
-      PrefetchLines(&p_[at], row_bytes);
-      PrefetchLines(&h_[at], row_bytes);
-      PrefetchLines(&q_[at], row_bytes);
+      HintUserRows(user);
+      PrefetchLines(&q_[size_t{user} * static_cast<size_t>(dim_)], row_bytes);
     }
     if (has_item) {
       PrefetchLines(&v_[size_t{item} * static_cast<size_t>(dim_)], row_bytes);
@@ -332,13 +346,8 @@ void OnlineModel::Prefetch(uint32_t user, uint32_t item, int stage) const {
     }
     return;
   }
-  if (!m.seen.empty()) __builtin_prefetch(&m.seen[m.seen.size() / 2]);
-  if (!m.recent_items.empty()) {
-    PrefetchLines(m.recent_items.data(), m.recent_items.size() * sizeof(uint32_t));
-    __builtin_prefetch(m.recent_weights.data());
-  }
-  const auto sig = m.sketch.signature();
-  if (!sig.empty()) PrefetchLines(sig.data(), sig.size() * sizeof(uint32_t));
+  if (!m.seen.empty()) __builtin_prefetch(&m.seen[m.seen.size() / 2]);  // its binary search
+  HintUserLists(m);
 }
 
 void OnlineModel::Observe(const Interaction& x) {
@@ -627,20 +636,12 @@ void OnlineModel::TakeChanges(ChangeSet& out) {
   // ahead: a user's meta and vectors kUserHintAhead users ahead, the lists its meta points to
   // half as far ahead (the meta is in cache by then).
   constexpr size_t kUserHintAhead = 8;
-  const size_t row_bytes = static_cast<size_t>(dim_) * sizeof(float);
   for (size_t k = 0; k < dirty_users_.size(); ++k) {
-    if (k + kUserHintAhead < dirty_users_.size()) {
-      const uint32_t ahead = dirty_users_[k + kUserHintAhead];
-      PrefetchLines(&user_meta_[ahead], sizeof(UserMeta));
-      PrefetchLines(&p_[size_t{ahead} * dim_], row_bytes);
-      PrefetchLines(&h_[size_t{ahead} * dim_], row_bytes);
-    }
+    if (k + kUserHintAhead < dirty_users_.size()) HintUserRows(dirty_users_[k + kUserHintAhead]);
     if (k + kUserHintAhead / 2 < dirty_users_.size()) {
       const UserMeta& m = user_meta_[dirty_users_[k + kUserHintAhead / 2]];
-      __builtin_prefetch(m.seen.data());
-      __builtin_prefetch(m.recent_items.data());
-      __builtin_prefetch(m.recent_weights.data());
-      PrefetchLines(m.sketch.signature().data(), m.sketch.signature().size() * sizeof(uint32_t));
+      __builtin_prefetch(m.seen.data());  // copied from its start
+      HintUserLists(m);
     }
     const uint32_t u = dirty_users_[k];
     user_dirty_[u] = 0;

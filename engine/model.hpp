@@ -215,6 +215,11 @@ class OnlineModel final : public StreamingScorer {
   // The mix learns (on one event in model.mix_every) against this many hardest candidates.
   static constexpr size_t kHardNegatives = 3;
   Features FeaturesOf(const UserMeta& m, const float* q, uint32_t item) const;
+  // Cache hints for a user's own rows (meta, p, h), and for the lists its meta points to (the
+  // recent history, its weights, the sketch; the seen list is hinted by each caller where it
+  // reads it). Shared by Prefetch (the learner) and TakeChanges (the flusher's copy).
+  void HintUserRows(uint32_t u) const;
+  void HintUserLists(const UserMeta& m) const;
   // Cache hints for FeaturesOf(m, ·, item): the item's vector, bias and popularity, and the
   // co-occurrence slots of its neighbourhood evidence (~20 misses otherwise taken one by one).
   // Scoring a list gives them this many items ahead.

@@ -4,7 +4,7 @@
 //
 //   http_load_server [--users N] [--items N] [--events N] [--dim D] [--threads T]
 //                    [--port P] [--ingest-rate EVENTS_PER_S] [--ef-search N]
-//                    [--ef-reinsert N]
+//                    [--ef-reinsert N] [--neighbour-lists-interval-ms N]
 //
 // Prints "ready <port>" on stdout once serving; stops on SIGINT/SIGTERM and prints how many
 // events the writer applied while serving.
@@ -37,8 +37,9 @@ struct Args {
   int64_t threads = 2;
   int port = 8080;
   double ingest_rate = 10000;
-  int64_t ef_search = 0;     // 0: the configuration default
-  int64_t ef_reinsert = -1;  // -1: the configuration default
+  int64_t ef_search = 0;                     // 0: the configuration default
+  int64_t ef_reinsert = -1;                  // -1: the configuration default
+  int64_t neighbour_lists_interval_ms = -1;  // -1: the configuration default
 };
 
 Args Parse(int argc, char** argv) {
@@ -72,6 +73,12 @@ Args Parse(int argc, char** argv) {
         std::fprintf(stderr, "--ef-reinsert must be in [0, 4096]\n");
         std::exit(2);
       }
+    } else if (k == "--neighbour-lists-interval-ms") {
+      a.neighbour_lists_interval_ms = std::strtoll(v, nullptr, 10);
+      if (a.neighbour_lists_interval_ms < 0 || a.neighbour_lists_interval_ms > 86400000) {
+        std::fprintf(stderr, "--neighbour-lists-interval-ms must be in [0, 86400000]\n");
+        std::exit(2);
+      }
     } else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       std::exit(2);
@@ -88,6 +95,9 @@ int main(int argc, char** argv) {
   opts.model.dim = args.dim;
   if (args.ef_search > 0) opts.index.ef_search = args.ef_search;
   if (args.ef_reinsert >= 0) opts.index.ef_reinsert = args.ef_reinsert;
+  if (args.neighbour_lists_interval_ms >= 0) {
+    opts.index.neighbour_lists_interval_ms = args.neighbour_lists_interval_ms;
+  }
   simstream::engine::Engine engine(opts);
 
   // Block the stop signals in every thread; the main thread waits for them with sigwait.

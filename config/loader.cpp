@@ -475,6 +475,15 @@ std::vector<Binding> MakeBindings() {
               "applies nothing for 5 s, or 10 minutes of catching up, lets a due build start "
               "anyway. 0: never defer.",
        .range = Closed(0, 1e15)},
+      {.section = "index",
+       .key = "neighbour_lists_interval_ms",
+       .field = At(&Options::index, &IndexOptions::neighbour_lists_interval_ms),
+       .doc = "How often the maintainer rebuilds each item's list of its strongest co-occurrence "
+              "neighbours, in milliseconds, while the item index is active; 0: never (every "
+              "query walks the whole rows). Recommendations draw their neighbourhood candidates "
+              "from these lists (at most this old; a row too short to fill its list is read "
+              "live) and score them against the current state.",
+       .range = Closed(0, 86400000)},
   };
   std::vector<Binding> bindings;
   bindings.reserve(specs.size());

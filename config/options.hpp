@@ -178,6 +178,12 @@ struct IndexOptions {
   // minutes of catching up, lets a due build start anyway. 0: never defer. Default: 10000 (the
   // /readyz bound).
   int64_t defer_builds_above_lag = 10000;
+  // How often the maintainer rebuilds each item's list of its strongest co-occurrence
+  // neighbours, in milliseconds, while the item index is active; 0: never (every query walks the
+  // whole rows). Recommendations draw their neighbourhood candidates from these lists (at most
+  // this old; a row too short to fill its list is read live) and score them against the current
+  // state. Default: 10000 (README "Recommendations").
+  int64_t neighbour_lists_interval_ms = 10000;
 };
 
 struct Options {

@@ -539,7 +539,11 @@ Reply RouteTable::Run(const Prepared& p) const {
                  {"mix",
                   {{"embedding", s.mix[0]}, {"neighbourhood", s.mix[1]}, {"popularity", s.mix[2]}}},
                  {"index",
-                  {{"users", AnnStatsJson(s.user_index)}, {"items", AnnStatsJson(s.item_index)}}}});
+                  {{"users", AnnStatsJson(s.user_index)}, {"items", AnnStatsJson(s.item_index)}}},
+                 {"neighbour_lists",
+                  {{"items", s.neighbour_lists_items},
+                   {"bytes", s.neighbour_lists_bytes},
+                   {"builds", s.neighbour_lists_builds}}}});
       }
       case kHealth:
         return JsonReply(200, json{{"status", "ok"}});

@@ -126,6 +126,24 @@ float CooccurrenceGraph::Cosine(uint32_t a, uint32_t b) const {
   return w * Norm(a) * Norm(b);
 }
 
+void CooccurrenceGraph::StrongestNeighbours(uint32_t item, size_t n, size_t limit,
+                                            std::vector<Scored>& out) const {
+  out.clear();
+  if (item >= rows_.size() || n == 0) return;
+  const float norm = Norm(item);
+  // w × Norm(item) × Norm(j), in Cosine()'s order of operations: the same float.
+  rows_[item].ForEach([&](uint32_t j, float w) {
+    if (j < limit) out.push_back({j, w * norm * Norm(j)});
+  });
+  out = TopK(std::move(out), n);
+}
+
+void NeighbourLists::Append(std::span<const Scored> list) {
+  const size_t n = std::min(list.size(), per_item_);
+  entries_.insert(entries_.end(), list.begin(), list.begin() + static_cast<std::ptrdiff_t>(n));
+  begin_.push_back(static_cast<uint32_t>(entries_.size()));
+}
+
 size_t CooccurrenceGraph::MemoryBytes() const {
   size_t total = (counts_.capacity() + norms_.capacity()) * sizeof(float) +
                  rows_.capacity() * sizeof(SparseRow);

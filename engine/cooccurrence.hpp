@@ -9,6 +9,8 @@
 #include <span>
 #include <vector>
 
+#include "engine/topk.hpp"
+
 namespace simstream::engine {
 
 // uint32 -> float map with linear probing. Iteration order is the slot order, which depends
@@ -81,6 +83,9 @@ class CooccurrenceGraph {
   // 1 / sqrt(count(a) + s), 0 for an item never counted: the per-item factor of Cosine
   // (kept up to date with the counts, so queries do no square roots).
   float Norm(uint32_t a) const { return a < norms_.size() ? norms_[a] : 0.0f; }
+  // The up to `n` neighbours j < `limit` of `item` of largest Cosine(item, j), strongest first
+  // (ties: smaller id), into `out` (cleared first). Cost: the size of the row.
+  void StrongestNeighbours(uint32_t item, size_t n, size_t limit, std::vector<Scored>& out) const;
   size_t MemoryBytes() const;
 
  private:
@@ -92,6 +97,39 @@ class CooccurrenceGraph {
   float shrinkage_;
   std::vector<SparseRow> rows_;
   std::vector<float> counts_, norms_;
+};
+
+// Each item's strongest neighbours in the graph (StrongestNeighbours) as of one instant, with
+// their cosines then: the two-stage recommendations' neighbourhood candidates read these short
+// lists instead of walking whole rows (up to 2,000 entries each) per query.
+// Built off the learner's thread by the index maintainer (Engine,
+// index.neighbour_lists_interval_ms) and replaced whole; a row that held fewer than per_item()
+// entries when its list was built is walked live instead (Full()), so new and growing items are
+// never missing.
+class NeighbourLists {
+ public:
+  explicit NeighbourLists(size_t per_item) : per_item_(per_item) {}
+  // Appends the list of item items() (the next one), strongest first, at most per_item() long.
+  void Append(std::span<const Scored> list);
+  size_t items() const { return begin_.size() - 1; }
+  size_t per_item() const { return per_item_; }
+  std::span<const Scored> Of(uint32_t item) const {
+    return {entries_.data() + begin_[item], entries_.data() + begin_[item + 1]};
+  }
+  // Whether `item` has a list of per_item() entries (its row had at least that many).
+  bool Full(uint32_t item) const {
+    return item < items() && begin_[item + 1] - begin_[item] == per_item_;
+  }
+  // Gives back the capacity the appends left unused (once every item is appended).
+  void ShrinkToFit() { begin_.shrink_to_fit(), entries_.shrink_to_fit(); }
+  size_t MemoryBytes() const {
+    return begin_.capacity() * sizeof(uint32_t) + entries_.capacity() * sizeof(Scored);
+  }
+
+ private:
+  size_t per_item_;
+  std::vector<uint32_t> begin_{0};  // item i's list: entries_[begin_[i], begin_[i + 1])
+  std::vector<Scored> entries_;
 };
 
 }  // namespace simstream::engine

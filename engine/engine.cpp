@@ -102,6 +102,42 @@ void Engine::MaintainIndexes(std::chrono::steady_clock::time_point now) {
       ann->SweepDrift(model_);
     }
   }
+  if (!catching_up) RefreshNeighbourLists(now);
+}
+
+void Engine::RefreshNeighbourLists(std::chrono::steady_clock::time_point now) {
+  const int64_t every_ms = opts_.index.neighbour_lists_interval_ms;
+  if (every_ms <= 0) return;
+  if (neighbour_lists_at_ != std::chrono::steady_clock::time_point{} &&
+      now - neighbour_lists_at_ < std::chrono::milliseconds(every_ms)) {
+    return;
+  }
+  size_t items = 0;
+  {
+    std::shared_lock lock(mu_);
+    if (!item_ann_.Active() || !model_.hybrid()) return;  // only the two-stage path reads them
+    items = model_.items();
+  }
+  auto lists = std::make_shared<NeighbourLists>(kNeighbourCandidates);
+  std::vector<Scored> row;
+  for (uint32_t begin = 0; begin < items; begin += kNeighbourListRowsPerLock) {
+    const uint32_t end =
+        static_cast<uint32_t>(std::min<size_t>(items, begin + kNeighbourListRowsPerLock));
+    std::shared_lock lock(mu_);
+    for (uint32_t i = begin; i < end; ++i) {
+      model_.StrongestNeighbours(i, kNeighbourCandidates, row);
+      lists->Append(row);
+    }
+  }
+  lists->ShrinkToFit();
+  std::shared_ptr<const NeighbourLists> old;  // freed after the unlock
+  {
+    std::lock_guard writer(write_mu_);  // before mu_, as every writer (see MaintainIndexes)
+    std::unique_lock lock(mu_);
+    old = std::exchange(neighbour_lists_, std::move(lists));
+    ++neighbour_lists_builds_;
+  }
+  neighbour_lists_at_ = now;
 }
 
 bool Engine::CatchingUp(std::chrono::steady_clock::time_point now) {
@@ -415,7 +451,8 @@ bool Engine::KnownUser(uint32_t user) const {
 }
 
 void Engine::AddTwoStageCandidates(uint32_t user, std::vector<uint32_t>& cand) const {
-  model_.NeighbourCandidates(user, kNeighbourRows, kNeighbourCandidates, cand);
+  model_.NeighbourCandidates(user, kNeighbourRows, kNeighbourCandidates, cand,
+                             neighbour_lists_.get());
   if (popular_items_.empty()) {  // the index became active after the last Apply()
     model_.PopularCandidates(kPopularCandidates, cand);
   } else {
@@ -516,6 +553,12 @@ EngineStats Engine::Stats() const {
   s.k = static_cast<size_t>(opts_.eval.k);
   s.mix = model_.MixWeights();
   s.model_bytes = model_.MemoryBytes();
+  if (neighbour_lists_) {
+    s.neighbour_lists_items = neighbour_lists_->items();
+    s.neighbour_lists_bytes = neighbour_lists_->MemoryBytes();
+    s.model_bytes += s.neighbour_lists_bytes;
+  }
+  s.neighbour_lists_builds = neighbour_lists_builds_;
   s.dim = model_.dim();
   s.user_index = user_ann_.Stats();
   s.item_index = item_ann_.Stats();

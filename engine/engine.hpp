@@ -95,6 +95,12 @@ struct EngineStats {
   // Cosine similar-users / similar-items indexes (see engine/live_ann.hpp).
   AnnStats user_index;
   AnnStats item_index;
+  // The items' neighbour lists of the recommendations (index.neighbour_lists_interval_ms):
+  // items covered by the current lists (0: none built), their bytes (in model_bytes too), and
+  // builds completed.
+  size_t neighbour_lists_items = 0;
+  size_t neighbour_lists_bytes = 0;
+  uint64_t neighbour_lists_builds = 0;
 };
 
 class Engine {
@@ -233,6 +239,17 @@ class Engine {
   // maintainer when it swaps in an item index.
   std::vector<uint32_t> popular_items_;
   uint64_t popular_at_ = 0;  // events_applied_ when popular_items_ was computed
+  // Another candidate source: each item's strongest neighbours, rebuilt by the maintainer
+  // (RefreshNeighbourLists) and swapped in whole under mu_; null until the first build.
+  std::shared_ptr<const NeighbourLists> neighbour_lists_;
+  uint64_t neighbour_lists_builds_ = 0;  // under mu_
+  // The maintainer's: when the current lists were built (epoch: never). Under maintain_mu_.
+  std::chrono::steady_clock::time_point neighbour_lists_at_{};
+  // Rebuilds neighbour_lists_ if the item index is active and the lists are older than
+  // index.neighbour_lists_interval_ms. Under the shared lock, a few rows per hold (a hold costs
+  // a query about as long as a query does), so the learner and the queries go on beside it.
+  void RefreshNeighbourLists(std::chrono::steady_clock::time_point now);
+  static constexpr uint32_t kNeighbourListRowsPerLock = 32;
   // The popular list as of now. Caller holds write_mu_ (the model cannot change) and mu_
   // shared: the scan over the item table runs beside queries.
   std::vector<uint32_t> PopularNow() const;

@@ -149,13 +149,21 @@ float OnlineModel::NeighbourScore(const UserMeta& m, uint32_t item) const {
 
 template <typename F>
 void OnlineModel::ForEachNeighbourEvidence(const UserMeta& m, size_t rows, float scale,
-                                           size_t limit, F&& f) const {
+                                           size_t limit, F&& f, const NeighbourLists* lists) const {
   const size_t r_n =
       std::min({m.recent_items.size(), static_cast<size_t>(opts_.neighbourhood_items), rows});
   float decay = 1.0f;
   for (size_t r = 0; r < r_n; ++r) {
     const uint32_t i = m.recent_items[r];
     const float base = scale * decay * m.recent_weights[r] * graph_.Norm(i);
+    if (base != 0.0f && lists != nullptr && lists->Full(i)) {
+      const float weight = scale * decay * m.recent_weights[r];
+      for (const Scored& s : lists->Of(i)) {
+        if (s.id < limit) f(s.id, weight * s.score);
+      }
+      decay *= history_decay_;
+      continue;
+    }
     decay *= history_decay_;
     if (base == 0.0f) continue;
     graph_.Row(i).ForEach([&](uint32_t j, float w) {
@@ -556,7 +564,8 @@ void OnlineModel::ScoreCandidates(uint32_t user, std::span<const uint32_t> items
 }
 
 void OnlineModel::NeighbourCandidates(uint32_t user, size_t rows, size_t n,
-                                      std::vector<uint32_t>& out) const {
+                                      std::vector<uint32_t>& out,
+                                      const NeighbourLists* lists) const {
   if (!hybrid_ || n == 0 || !HasUser(user)) return;
   const UserMeta& m = user_meta_[user];
   // Scratch per thread: queries run concurrently under the engine's shared lock.
@@ -564,11 +573,14 @@ void OnlineModel::NeighbourCandidates(uint32_t user, size_t rows, size_t n,
   thread_local std::vector<uint32_t> touched;
   if (acc.size() < items()) acc.resize(items(), 0.0f);
   touched.clear();
-  ForEachNeighbourEvidence(m, rows, /*scale=*/1.0f, /*limit=*/items(), [&](uint32_t j, float e) {
-    if (acc[j] == 0.0f) touched.push_back(j);
-    acc[j] += e;
-    if (acc[j] == 0.0f) acc[j] = std::numeric_limits<float>::min();  // stays "touched"
-  });
+  ForEachNeighbourEvidence(
+      m, rows, /*scale=*/1.0f, /*limit=*/items(),
+      [&](uint32_t j, float e) {
+        if (acc[j] == 0.0f) touched.push_back(j);
+        acc[j] += e;
+        if (acc[j] == 0.0f) acc[j] = std::numeric_limits<float>::min();  // stays "touched"
+      },
+      lists);
   std::vector<Scored> best;
   best.reserve(touched.size());
   for (uint32_t j : touched) {

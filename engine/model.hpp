@@ -117,8 +117,18 @@ class OnlineModel final : public StreamingScorer {
   void ScoreCandidates(uint32_t user, std::span<const uint32_t> items, std::span<float> out) const;
   // Appends the up to `n` items with the largest neighbourhood evidence for `user` from the rows
   // of the user's `rows` most recent items (at most model.neighbourhood_items), strongest first.
-  // Cost: the size of those rows, not the catalogue.
-  void NeighbourCandidates(uint32_t user, size_t rows, size_t n, std::vector<uint32_t>& out) const;
+  // Cost: the size of those rows, not the catalogue. With `lists`, a recent item whose list is
+  // full (NeighbourLists::Full) contributes its list's entries, at their cosines when it was
+  // built, instead of its whole row: the evidence of its weaker neighbours is left out.
+  void NeighbourCandidates(uint32_t user, size_t rows, size_t n, std::vector<uint32_t>& out,
+                           const NeighbourLists* lists = nullptr) const;
+  // Item `item`'s up to `n` strongest co-occurrence neighbours (CooccurrenceGraph), for
+  // NeighbourLists.
+  void StrongestNeighbours(uint32_t item, size_t n, std::vector<Scored>& out) const {
+    graph_.StrongestNeighbours(item, n, items(), out);
+  }
+  // Whether scores mix the embedding with neighbourhood and popularity (model.hybrid).
+  bool hybrid() const { return hybrid_; }
   // Appends the `n` items of largest decayed popularity, most popular first.
   void PopularCandidates(size_t n, std::vector<uint32_t>& out) const;
 
@@ -196,10 +206,11 @@ class OnlineModel final : public StreamingScorer {
   // The walk over the co-occurrence rows of the user's `rows` most recent items (at most
   // model.neighbourhood_items) that Score() and NeighbourCandidates() share: f(j, e) for each
   // edge (i, j) of those rows with j < `limit`, where
-  // e = scale × decay^r × weight_r × Norm(i) × w(i, j) × Norm(j).
+  // e = scale × decay^r × weight_r × Norm(i) × w(i, j) × Norm(j). With `lists`, a row i whose
+  // list is full gives its list's entries instead, e = scale × decay^r × weight_r × cosine.
   template <typename F>
-  void ForEachNeighbourEvidence(const UserMeta& m, size_t rows, float scale, size_t limit,
-                                F&& f) const;
+  void ForEachNeighbourEvidence(const UserMeta& m, size_t rows, float scale, size_t limit, F&& f,
+                                const NeighbourLists* lists = nullptr) const;
   // exp(-(clock_ - pop_anchor_) / tau): takes the stored popularity to the current event.
   double PopularityScale() const;
   // The popularity feature log1p(item_pop_[item] × scale) of one item, by std::log1p in double.

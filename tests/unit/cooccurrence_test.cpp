@@ -170,6 +170,48 @@ TEST(CooccurrenceGraphTest, LinkMatchesNaiveMap) {
   EXPECT_EQ(graph.Count(kItems + 5), 0.0f);
 }
 
+// StrongestNeighbours and the lists built from it against a scan of Cosine(i, j) over every j,
+// sorted: rows pruned and not, lists cut at per_item() and shorter ones left short.
+TEST(NeighbourListsTest, HoldEachRowsStrongestEntriesByCosine) {
+  std::mt19937_64 rng(37);
+  constexpr uint32_t kItems = 80;
+  constexpr size_t kPerItem = 12;
+  CooccurrenceGraph graph(/*max_row=*/20);
+  graph.EnsureItems(kItems);
+  for (int step = 0; step < 600; ++step) {
+    // Skewed: low ids link often (full, pruned rows), high ids rarely (short rows).
+    const auto item = static_cast<uint32_t>(rng() % (1 + rng() % kItems));
+    std::vector<uint32_t> recent(rng() % 6);
+    for (auto& r : recent) r = static_cast<uint32_t>(rng() % (1 + rng() % kItems));
+    graph.Link(item, recent, (rng() % 2 == 0) ? 1.0f : 0.5f);
+  }
+  NeighbourLists lists(kPerItem);
+  std::vector<Scored> row;
+  size_t full = 0, short_lists = 0;
+  for (uint32_t i = 0; i < kItems; ++i) {
+    graph.StrongestNeighbours(i, kPerItem, kItems, row);
+    lists.Append(row);
+    std::vector<Scored> want;
+    for (uint32_t j = 0; j < kItems; ++j) {
+      if (graph.Weight(i, j) != 0.0f) want.push_back({j, graph.Cosine(i, j)});
+    }
+    std::sort(want.begin(), want.end(), RanksBefore);
+    if (want.size() > kPerItem) want.resize(kPerItem);
+    ASSERT_EQ(row, want) << "item " << i;
+    const auto got = lists.Of(i);
+    ASSERT_EQ(std::vector<Scored>(got.begin(), got.end()), want) << "item " << i;
+    EXPECT_EQ(lists.Full(i), graph.Row(i).size() >= kPerItem) << "item " << i;
+    (lists.Full(i) ? full : short_lists) += 1;
+  }
+  EXPECT_EQ(lists.items(), kItems);
+  EXPECT_FALSE(lists.Full(kItems));  // past the end: not listed
+  EXPECT_GT(full, 10u);
+  EXPECT_GT(short_lists, 10u);
+  // A limit leaves out the neighbours at or above it.
+  graph.StrongestNeighbours(0, kItems, /*limit=*/10, row);
+  for (const Scored& s : row) EXPECT_LT(s.id, 10u);
+}
+
 TEST(CooccurrenceGraphTest, HandCase) {
   CooccurrenceGraph graph;
   graph.EnsureItems(4);

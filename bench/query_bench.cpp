@@ -143,6 +143,7 @@ void BM_BuildNeighbourLists(benchmark::State& state) {
       w.model.StrongestNeighbours(i, 100, row);
       lists.Append(row);
     }
+    lists.ShrinkToFit();
     bytes = lists.MemoryBytes();
     benchmark::DoNotOptimize(bytes);
   }

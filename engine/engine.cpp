@@ -112,6 +112,11 @@ void Engine::RefreshNeighbourLists(std::chrono::steady_clock::time_point now) {
       now - neighbour_lists_at_ < std::chrono::milliseconds(every_ms)) {
     return;
   }
+  const uint64_t applied = events_applied_.load(std::memory_order_relaxed);
+  if (neighbour_lists_at_ != std::chrono::steady_clock::time_point{} &&
+      applied == neighbour_lists_applied_) {
+    return;  // nothing learned since the last build (an idle daemon stays idle)
+  }
   size_t items = 0;
   {
     std::shared_lock lock(mu_);
@@ -138,6 +143,7 @@ void Engine::RefreshNeighbourLists(std::chrono::steady_clock::time_point now) {
     ++neighbour_lists_builds_;
   }
   neighbour_lists_at_ = now;
+  neighbour_lists_applied_ = applied;
 }
 
 bool Engine::CatchingUp(std::chrono::steady_clock::time_point now) {

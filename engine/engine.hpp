@@ -243,11 +243,15 @@ class Engine {
   // (RefreshNeighbourLists) and swapped in whole under mu_; null until the first build.
   std::shared_ptr<const NeighbourLists> neighbour_lists_;
   uint64_t neighbour_lists_builds_ = 0;  // under mu_
-  // The maintainer's: when the current lists were built (epoch: never). Under maintain_mu_.
+  // The maintainer's: when the current lists were built (epoch: never), and events_applied_
+  // then (read before the build: events applied during it count as not yet in the lists).
+  // Under maintain_mu_.
   std::chrono::steady_clock::time_point neighbour_lists_at_{};
-  // Rebuilds neighbour_lists_ if the item index is active and the lists are older than
-  // index.neighbour_lists_interval_ms. Under the shared lock, a few rows per hold (a hold costs
-  // a query about as long as a query does), so the learner and the queries go on beside it.
+  uint64_t neighbour_lists_applied_ = 0;
+  // Rebuilds neighbour_lists_ if the item index is active, the lists are older than
+  // index.neighbour_lists_interval_ms and events were applied since. Under the shared lock, a few
+  // rows per hold (a hold costs a query about as long as a query does), so the learner and the
+  // queries go on beside it.
   void RefreshNeighbourLists(std::chrono::steady_clock::time_point now);
   static constexpr uint32_t kNeighbourListRowsPerLock = 32;
   // The popular list as of now. Caller holds write_mu_ (the model cannot change) and mu_

@@ -582,5 +582,54 @@ TEST(LiveAnn, ForgottenUsersNeverAnswerWhileTheIndexIsRebuiltBesideQueries) {
   for (const auto& x : near.value()) EXPECT_GE(std::stoi(x.id.substr(1)), kForget) << x.id;
 }
 
+// The neighbour lists of the recommendations are rebuilt by the background maintainer (here as
+// often as it may) and swapped in while the learner applies events and two threads ask for
+// recommendations: every answer stays whole (ThreadSanitizer runs this one).
+TEST(LiveAnn, NeighbourListsAreRebuiltAndSwappedBesideQueriesAndTheLearner) {
+  config::Options o = WithIndex("hnsw");
+  o.index.neighbour_lists_interval_ms = 1;
+  const auto events = Stream(300, 200, 12000, 23);
+  Engine live(o);
+  ApplyAll(live, events, 0, 4000);
+  live.MaintainIndexes();
+  ASSERT_EQ(live.Stats().item_index.mode, "hnsw");
+  ASSERT_EQ(live.Stats().neighbour_lists_builds, 1u);
+  std::atomic<bool> done{false};
+  std::atomic<size_t> answers{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      size_t n = 0;
+      while (!done.load()) {
+        const std::string u = "u" + std::to_string((n * 13 + static_cast<size_t>(t)) % 300);
+        const Recommendations r = live.Recommend(u, 10, {}, false);
+        if (r.from_model) {
+          EXPECT_EQ(r.items.size(), 10u) << u;
+          for (size_t i = 1; i < r.items.size(); ++i) {
+            EXPECT_GE(r.items[i - 1].score, r.items[i].score) << u;
+          }
+        }
+        ++n;
+      }
+      answers += n;
+    });
+  }
+  threads.emplace_back([&] {  // the maintainer, as the daemon's thread runs it
+    while (!done.load()) {
+      live.MaintainIndexes();
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+  ApplyAll(live, events, 4000, events.size());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (live.Stats().neighbour_lists_builds < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  done = true;
+  for (auto& t : threads) t.join();
+  EXPECT_GE(live.Stats().neighbour_lists_builds, 2u);
+  EXPECT_GT(answers.load(), 0u);
+}
+
 }  // namespace
 }  // namespace simstream::engine

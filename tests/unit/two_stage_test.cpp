@@ -160,8 +160,8 @@ TEST(NeighbourListsTest, OneItemUsersTakeTheirItemsListWhenFullAndTheLiveRowOthe
 }
 
 // The maintainer builds the lists once the item index is active, again once they are older than
-// the interval, never while the consumer catches up or with an interval of 0; /v1/stats counts
-// them (their bytes inside model_bytes).
+// the interval and events were applied since, never while the consumer catches up or with an
+// interval of 0; /v1/stats counts them (their bytes inside model_bytes).
 TEST(NeighbourListsTest, RebuiltOnTheirIntervalAndReported) {
   const auto events = Stream();
   for (const int64_t interval : {int64_t{10000}, int64_t{0}}) {
@@ -195,6 +195,13 @@ TEST(NeighbourListsTest, RebuiltOnTheirIntervalAndReported) {
     e.NoteLag(0);
     e.MaintainIndexes(t0 + std::chrono::milliseconds(20001));
     EXPECT_EQ(e.Stats().neighbour_lists_builds, 2u);
+    // Nothing applied since: however old, the lists are current.
+    e.MaintainIndexes(t0 + std::chrono::milliseconds(60000));
+    EXPECT_EQ(e.Stats().neighbour_lists_builds, 2u);
+    for (SourcedEvent& m : more) m.offset += 1000;
+    e.Apply(more);
+    e.MaintainIndexes(t0 + std::chrono::milliseconds(60001));
+    EXPECT_EQ(e.Stats().neighbour_lists_builds, 3u);
   }
 }
 

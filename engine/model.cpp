@@ -155,17 +155,16 @@ void OnlineModel::ForEachNeighbourEvidence(const UserMeta& m, size_t rows, float
   float decay = 1.0f;
   for (size_t r = 0; r < r_n; ++r) {
     const uint32_t i = m.recent_items[r];
-    const float base = scale * decay * m.recent_weights[r] * graph_.Norm(i);
-    if (base != 0.0f && lists != nullptr && lists->Full(i)) {
-      const float weight = scale * decay * m.recent_weights[r];
+    const float weight = scale * decay * m.recent_weights[r];
+    const float base = weight * graph_.Norm(i);
+    decay *= history_decay_;
+    if (base == 0.0f) continue;
+    if (lists != nullptr && lists->Full(i)) {
       for (const Scored& s : lists->Of(i)) {
         if (s.id < limit) f(s.id, weight * s.score);
       }
-      decay *= history_decay_;
       continue;
     }
-    decay *= history_decay_;
-    if (base == 0.0f) continue;
     graph_.Row(i).ForEach([&](uint32_t j, float w) {
       if (j < limit) f(j, base * w * graph_.Norm(j));
     });

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -37,6 +38,10 @@ struct KafkaSource::Impl {
   // applied or dead-lettered by this process (redelivered after the stored offsets lagged).
   std::map<int32_t, int64_t> skip_below;
   bool paused = false;
+  // Partitions this consumer paused and has not resumed since. librdkafka keeps an
+  // application's pause on a partition through its revocation and reassignment (and through a
+  // cooperative rebalance for the partitions kept), so they stay paused until resumed by name.
+  std::set<int32_t> app_paused;
   bool revoked_for_stop = false;
 
   // ---- shared, under mu ----
@@ -208,10 +213,9 @@ void KafkaSource::Impl::OnRebalance(rd_kafka_resp_err_t err,
       std::fprintf(stderr, "simstream: kafka: assignment: %s\n", rd_kafka_err2str(e));
     }
   }
-  paused = false;  // a fresh assignment starts unpaused
-  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && hooks.backpressure && hooks.backpressure()) {
-    SetPaused(true);  // before a single message of the new assignment is fetched
-  }
+  // Every assigned partition as backpressure asks, before a message of the new assignment is
+  // fetched: one paused before it was revoked would otherwise stay paused for good.
+  SetPaused(hooks.backpressure && hooks.backpressure());
 }
 
 Status KafkaSource::Impl::Revoke() {
@@ -249,13 +253,16 @@ void KafkaSource::Impl::SetPaused(bool pause) {
     std::lock_guard lock(mu);
     list.reset(rd_kafka_topic_partition_list_new(static_cast<int>(assigned.size())));
     for (const auto& [p, off] : assigned) {
+      // Each partition paused once and resumed once: a fresh partition's fetch is left alone.
+      if (pause ? !app_paused.insert(p).second : app_paused.erase(p) == 0) continue;
       rd_kafka_topic_partition_list_add(list.get(), kafka.topic.c_str(), p);
     }
     stats.paused = pause;
-    if (pause) ++stats.pauses;
+    if (pause && !paused) ++stats.pauses;
   }
-  const rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(rk.get(), list.get())
-                                      : rd_kafka_resume_partitions(rk.get(), list.get());
+  const rd_kafka_resp_err_t e = list->cnt == 0 ? RD_KAFKA_RESP_ERR_NO_ERROR
+                                : pause        ? rd_kafka_pause_partitions(rk.get(), list.get())
+                                               : rd_kafka_resume_partitions(rk.get(), list.get());
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     std::fprintf(stderr, "simstream: kafka: %s partitions: %s\n", pause ? "pausing" : "resuming",
                  rd_kafka_err2str(e));

@@ -462,6 +462,57 @@ TEST(KafkaIngest, BackpressurePausesAndResumesMock) {
   EXPECT_TRUE((*src)->Stop().ok());
 }
 
+// librdkafka keeps a partition paused through its revocation and reassignment. Here the flush
+// before the revocation clears the backlog (as the flusher's does), so the reassigned
+// partitions must be resumed by name, not left paused for good.
+TEST(KafkaIngest, PartitionsPausedBeforeARebalanceAreResumedAfterItMock) {
+  auto cluster = MockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.error().message;
+  const config::Options o = MakeOptions((*cluster)->bootstrap_servers(), Unique("bp_rebalance"));
+  ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.topic, 4).ok());
+  const auto events = MakeEvents(800, 40, kItems, 5);
+  PublishAll(o.kafka, events);
+
+  std::atomic<bool> behind{true};
+  std::atomic<int> revocations{0};
+  KafkaSourceHooks hooks;
+  hooks.backpressure = [&] { return behind.load(); };
+  hooks.before_revoke = [&] {
+    ++revocations;
+    behind = false;  // the flush caught up
+    return Status::Ok();
+  };
+  engine::Engine a(o), b(o);
+  auto src_a = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), a, hooks);
+  ASSERT_TRUE(src_a.ok());
+  ASSERT_TRUE((*src_a)->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return (*src_a)->Stats().assigned.size() == 4; }, 30s));
+  std::this_thread::sleep_for(1000ms);
+  EXPECT_EQ(a.events_applied(), 0u);
+  ASSERT_TRUE((*src_a)->Stats().paused);
+
+  // A second member: A's partitions are revoked (paused) and two come back to it.
+  auto src_b = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), b, {});
+  ASSERT_TRUE(src_b.ok());
+  ASSERT_TRUE((*src_b)->Start().ok());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return (*src_a)->Stats().assigned.size() == 2 && (*src_b)->Stats().assigned.size() == 2;
+      },
+      60s))
+      << (*src_a)->Stats().assigned.size() << " " << (*src_b)->Stats().assigned.size();
+  EXPECT_GE(revocations.load(), 1);
+  ASSERT_TRUE(
+      WaitFor([&] { return a.events_applied() + b.events_applied() == events.size(); }, 30s))
+      << a.events_applied() << " + " << b.events_applied();
+  EXPECT_GT(a.events_applied(), 0u);
+  EXPECT_GT(b.events_applied(), 0u);
+  EXPECT_FALSE((*src_a)->Stats().paused);
+  ExpectUserCounts({&a, &b}, CountByUser(events));
+  EXPECT_TRUE((*src_b)->Stop().ok());
+  EXPECT_TRUE((*src_a)->Stop().ok());
+}
+
 // The consumer tells the engine its lag (Engine::NoteLag, which holds index builds back during
 // a catch-up): the events left in the partition behind what it read, 0 once it has read them all.
 TEST(KafkaIngest, LagReachesTheEngineMock) {

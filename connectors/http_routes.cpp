@@ -8,6 +8,7 @@
 #include <ctime>
 #include <exception>
 #include <filesystem>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "engine/similarity.hpp"
@@ -56,6 +57,35 @@ enum RouteId {
 };
 
 constexpr size_t kMaxK = 1000;
+
+// nlohmann parses iteratively but serialises recursively, one stack frame per level: a 1 MiB
+// body of '[' parses, then overflows the thread's stack in Dump(). Events are flat objects; 64
+// levels is far beyond any real body.
+constexpr size_t kMaxJsonDepth = 64;
+
+// Whether `text` opens more than `limit` arrays and objects at once (brackets inside strings
+// do not count). Malformed JSON is the parser's to reject; this only bounds the depth.
+bool NestsDeeperThan(std::string_view text, size_t limit) {
+  size_t depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character, which may be a quote
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
 
 void Log(const char* what, const std::string& detail) {
   std::fprintf(stderr, "simstream: http: %s: %s\n", what, detail.c_str());
@@ -291,12 +321,14 @@ Prepared RouteTable::Prepare(std::string_view method, std::string_view target,
       auto key = PercentDecode(pair.substr(0, eq), true);
       const std::string_view value =
           eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
-      // Values stay encoded (exclude= splits on raw commas) but must decode cleanly.
-      if (!key || !PercentDecode(value, true)) {
+      // Every value must decode cleanly; exclude= stays encoded, since it splits on raw commas
+      // and decodes each part (an id may hold an encoded comma).
+      auto decoded = PercentDecode(value, true);
+      if (!key || !decoded) {
         p.immediate = ErrorReply(400, "bad_request", "query has invalid percent-encoding or UTF-8");
         return p;
       }
-      p.query[*key] = std::string(value);
+      p.query[*key] = *key == "exclude" ? std::string(value) : std::move(*decoded);
     }
   }
 
@@ -442,6 +474,11 @@ Reply RouteTable::Run(const Prepared& p) const {
         }
         bool wait = false;
         if (auto e = ParseBool(p.query, "wait", wait)) return *e;
+        if (NestsDeeperThan(p.body, kMaxJsonDepth)) {
+          return ErrorReply(400, "bad_json",
+                            "body nests arrays and objects more than " +
+                                std::to_string(kMaxJsonDepth) + " levels deep");
+        }
         const json doc = json::parse(p.body, nullptr, /*allow_exceptions=*/false);
         if (doc.is_discarded()) return ErrorReply(400, "bad_json", "body is not valid JSON");
         if (!doc.is_object() && !doc.is_array()) {
@@ -502,6 +539,10 @@ Reply RouteTable::Run(const Prepared& p) const {
           Log("checkpoint", "cannot create " + base + ": " + fec.message());
           return ErrorReply(500, "internal", "checkpoint failed");
         }
+        // One at a time: two checkpoints in one millisecond would pick the same directory
+        // between the check and the store's creating it.
+        static std::mutex checkpoint_mu;
+        std::lock_guard one_at_a_time(checkpoint_mu);
         std::string dir = base + "/" + UtcStamp();
         if (std::filesystem::exists(dir)) dir += "-" + std::to_string(++sequence);
         const Status st = deps_.store->Checkpoint(dir);

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -334,6 +335,13 @@ TEST_F(HttpTest, BadQueryParameters) {
   ExpectError(Get("/v1/users/u1/similar?metric=manhattan"), 400, "invalid_parameter");
   ExpectError(Get("/v1/items/i7/similar?metric=jaccard"), 400, "invalid_parameter");
   ExpectError(Get("/v1/users/u1?embedding=yes"), 400, "invalid_parameter");
+  // Values are percent-decoded before they are read ("%31" is '1', "%63" 'c', "%2C" ',').
+  Resp r = Get("/v1/users/u1/recommendations?k=%31&explain=tru%65");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.Json()["items"].size(), 1u) << r.body;
+  EXPECT_EQ(Get("/v1/users/u1/similar?metric=%63osine").status, 200);
+  EXPECT_EQ(Get("/v1/users/u1?embedding=%74rue").Json()["embedding"].size(), 16u);
+  ExpectError(Get("/v1/users/u1/recommendations?k=1%2C0"), 400, "invalid_parameter");
 }
 
 TEST_F(HttpTest, SimilarUsersEveryMetricAndUnknown) {
@@ -448,6 +456,31 @@ TEST_F(HttpTest, PostEventsSingleArrayAndRejections) {
       << m;
 }
 
+TEST_F(HttpTest, DeeplyNestedBodiesAreRefusedAndTheServerLives) {
+  StartServer();
+  // 200k levels inside an event, and as the whole body: parsed, these would be serialised
+  // recursively and overflow the stack. Refused before parsing, with the server still up.
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  ExpectError(Post("/v1/events", R"({"user":"u","item":"i","x":)" + deep + "}"), 400, "bad_json");
+  ExpectError(Post("/v1/events", deep), 400, "bad_json");
+  ExpectError(Post("/v1/events", "[" + std::string(65, '{')), 400, "bad_json");
+  EXPECT_EQ(Get("/healthz").status, 200);
+  EXPECT_EQ(sink_->published(), static_cast<int64_t>(base_events_));
+  // Shallow nesting in a field, brackets inside strings (escaped quotes too) and 64 levels
+  // in all are fine.
+  const std::string brackets(100, '[');
+  Resp r = Post("/v1/events", R"([{"user":"n1","item":"i1","extra":[[[{"a":[1]}]]]},)"
+                              R"({"user":"n2","item":"i2","note":"\")" +
+                                  brackets + R"("}])");
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(r.Json()["accepted"], 2) << r.body;
+  r = Post("/v1/events", std::string("[") + R"({"user":"n3","item":"i3","x":)" +
+                             std::string(62, '[') + std::string(62, ']') + "}]");
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(r.Json()["accepted"], 1) << r.body;
+  EXPECT_EQ(sink_->published(), static_cast<int64_t>(base_events_ + 3));
+}
+
 TEST_F(HttpTest, PostEventsWaitsUntilApplied) {
   DelayedSink delayed(*engine_, std::chrono::milliseconds(150));
   StartServer({}, {}, &delayed);
@@ -509,15 +542,21 @@ TEST_F(HttpTest, CheckpointNeedsAStoreAndWritesOne) {
     ASSERT_TRUE(rocks.ok()) << rocks.error().message;
     store_ = rocks->get();
     StartServer();
-    Resp a = Post("/v1/admin/checkpoint", "");
-    Resp b = Post("/v1/admin/checkpoint", "");
-    ASSERT_EQ(a.status, 200) << a.body;
-    ASSERT_EQ(b.status, 200) << b.body;
-    const std::string da = a.Json()["checkpoint"], db = b.Json()["checkpoint"];
-    EXPECT_NE(da, db);
-    EXPECT_EQ(da.rfind(checkpoints_ + "/", 0), 0u) << da;
-    EXPECT_TRUE(std::filesystem::exists(da + "/CURRENT"));
-    EXPECT_TRUE(std::filesystem::exists(db + "/CURRENT"));
+    // Pairs at once (they often share a millisecond, so a directory name): each gets its own.
+    std::set<std::string> dirs;
+    for (int round = 0; round < 4; ++round) {
+      Resp a, b;
+      std::thread other([&] { b = Post("/v1/admin/checkpoint", ""); });
+      a = Post("/v1/admin/checkpoint", "");
+      other.join();
+      for (const Resp* r : {&a, &b}) {
+        ASSERT_EQ(r->status, 200) << r->body;
+        const std::string dir = r->Json()["checkpoint"];
+        EXPECT_EQ(dir.rfind(checkpoints_ + "/", 0), 0u) << dir;
+        EXPECT_TRUE(std::filesystem::exists(dir + "/CURRENT")) << dir;
+        EXPECT_TRUE(dirs.insert(dir).second) << dir << " twice";
+      }
+    }
     server_->Stop();
     server_.reset();
   }

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "app/commands.hpp"
@@ -140,7 +141,7 @@ int Serve(const config::Options& opts, const sigset_t& stop_signals,
   // is a whole flush behind the learner (bounded memory).
   hooks.backpressure = [&flusher] { return flusher.Behind(); };
   hooks.durable_offsets = [&st] {
-    auto stored = st.Offsets();
+    auto stored = st.SyncedOffsets();  // committed to Kafka: must outlive a power loss too
     return stored.ok() ? stored.value() : std::map<int32_t, int64_t>{};
   };
   connectors::KafkaSourceOptions source_opts;
@@ -157,7 +158,10 @@ int Serve(const config::Options& opts, const sigset_t& stop_signals,
   deps.sink = sink->get();
   deps.store = &st;
   deps.flush = [&flusher] { return flusher.FlushNow(); };
-  deps.ready = [src] { return src->Healthy() && src->TotalLag() <= kReadyMaxLag; };
+  deps.ready = [src] {
+    const std::optional<int64_t> lag = src->TotalLag();  // unknown while joining: not ready
+    return src->Healthy() && lag.has_value() && *lag <= kReadyMaxLag;
+  };
   deps.consumer_lag = [src] { return src->Lag(); };
   deps.consumer = [src] { return src->Stats(); };
   const std::string checkpoints =

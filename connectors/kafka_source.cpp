@@ -49,6 +49,7 @@ struct KafkaSource::Impl {
   std::map<int32_t, int64_t> assigned;       // partition -> offset sought
   std::map<int32_t, int64_t> consumed_next;  // partition -> next offset to read
   std::map<int32_t, int64_t> lag;
+  bool assignment_known = false;  // an assignment (perhaps empty) has been recorded
   KafkaSourceStats stats;
 
   // Health: the last successful probe, and whether librdkafka has since reported every broker
@@ -179,6 +180,7 @@ void KafkaSource::Impl::OnRebalance(rd_kafka_resp_err_t err,
         skip_below[p.partition] = en != engine_next.end() ? en->second : 0;
       }
       stats.assigned = assigned;
+      assignment_known = true;
     }
     // What lies before the committed offset is in the other instance's state: this one must
     // neither apply it nor store (or commit) an offset below it.
@@ -651,9 +653,15 @@ std::map<int32_t, int64_t> KafkaSource::Lag() const {
   return impl_->lag;
 }
 
-int64_t KafkaSource::TotalLag() const {
+std::optional<int64_t> KafkaSource::TotalLag() const {
+  std::lock_guard lock(impl_->mu);
+  if (!impl_->assignment_known) return std::nullopt;
   int64_t total = 0;
-  for (const auto& [p, l] : Lag()) total += l;
+  for (const auto& [p, sought] : impl_->assigned) {
+    const auto it = impl_->lag.find(p);
+    if (it == impl_->lag.end()) return std::nullopt;  // not probed since it was assigned
+    total += it->second;
+  }
   return total;
 }
 

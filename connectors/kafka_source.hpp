@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "config/options.hpp"
@@ -115,7 +116,10 @@ class KafkaSource {
   bool Healthy() const;
   // Messages behind the high watermark per assigned partition (as of the last probe).
   std::map<int32_t, int64_t> Lag() const;
-  int64_t TotalLag() const;
+  // Their sum, or nullopt while it is not known: before the first assignment (a group join
+  // with a backlog must not read as "caught up") and until every partition assigned since has
+  // been probed. An empty assignment (more members than partitions) has a lag of 0.
+  std::optional<int64_t> TotalLag() const;
   KafkaSourceStats Stats() const;
 
   struct Impl;  // implementation detail (librdkafka handles), defined in kafka_source.cpp

@@ -312,7 +312,7 @@ struct DurableInstance {
     h.after_batch = [this] { (void)flusher->MaybeFlush(); };
     h.backpressure = [this] { return flusher->stats().pending; };
     h.durable_offsets = [this] {
-      auto stored = store->Offsets();
+      auto stored = store->SyncedOffsets();
       return stored.ok() ? stored.value() : std::map<int32_t, int64_t>{};
     };
     auto src = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), *engine, h);
@@ -509,6 +509,55 @@ TEST(KafkaIngest, PartitionsPausedBeforeARebalanceAreResumedAfterItMock) {
   EXPECT_GT(b.events_applied(), 0u);
   EXPECT_FALSE((*src_a)->Stats().paused);
   ExpectUserCounts({&a, &b}, CountByUser(events));
+  EXPECT_TRUE((*src_b)->Stop().ok());
+  EXPECT_TRUE((*src_a)->Stop().ok());
+}
+
+// /readyz reads TotalLag(): while a member joins the group with a backlog waiting, its lag is
+// unknown, not 0; once each assigned partition is probed it is the backlog; an empty
+// assignment (more members than partitions) is a lag of 0.
+TEST(KafkaIngest, LagIsUnknownUntilEveryAssignedPartitionIsMeasuredMock) {
+  auto cluster = MockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.error().message;
+  const config::Options o = MakeOptions((*cluster)->bootstrap_servers(), Unique("lag_known"));
+  ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.topic, 1).ok());
+  const auto events = MakeEvents(300, 20, kItems, 6);
+  PublishAll(o.kafka, events);
+
+  std::atomic<bool> behind{true};  // paused: the backlog stays where it is
+  KafkaSourceHooks hooks;
+  hooks.backpressure = [&] { return behind.load(); };
+  engine::Engine a(o), b(o);
+  auto src_a = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), a, hooks);
+  ASSERT_TRUE(src_a.ok());
+  EXPECT_FALSE((*src_a)->TotalLag().has_value());
+  ASSERT_TRUE((*src_a)->Start().ok());
+  int unassigned_seen = 0;
+  while ((*src_a)->Stats().assigned.empty()) {
+    const bool unassigned = (*src_a)->Stats().rebalances == 0;
+    const auto lag = (*src_a)->TotalLag();
+    if (unassigned) {
+      ++unassigned_seen;
+      EXPECT_FALSE(lag.has_value()) << *lag;
+    }
+    std::this_thread::sleep_for(2ms);
+  }
+  EXPECT_GT(unassigned_seen, 0);
+  ASSERT_TRUE(WaitFor([&] { return (*src_a)->TotalLag().has_value(); }, 10s));
+  EXPECT_EQ((*src_a)->TotalLag(), static_cast<int64_t>(events.size()));
+  behind = false;
+  ASSERT_TRUE(WaitFor([&] { return (*src_a)->TotalLag() == 0; }, 30s));
+  EXPECT_EQ(a.events_applied(), events.size());
+
+  // A second member gets no partition of the one there is: known, and 0.
+  auto src_b = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), b, {});
+  ASSERT_TRUE(src_b.ok());
+  ASSERT_TRUE((*src_b)->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return (*src_b)->Stats().rebalances > 0; }, 60s));
+  ASSERT_TRUE(WaitFor([&] { return (*src_b)->TotalLag().has_value(); }, 30s));
+  if ((*src_b)->Stats().assigned.empty()) {
+    EXPECT_EQ((*src_b)->TotalLag(), 0);
+  }
   EXPECT_TRUE((*src_b)->Stop().ok());
   EXPECT_TRUE((*src_a)->Stop().ok());
 }

@@ -100,6 +100,9 @@ namespace {
 
 using Response = http::response<http::string_body>;
 
+// How long a connection closed after an early answer keeps reading (and dropping) input.
+constexpr std::chrono::milliseconds kLinger{1000};
+
 // One connection. All its handlers run on its strand, so its members need no lock.
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -127,6 +130,7 @@ class Session : public std::enable_shared_from_this<Session> {
       if (self->reject_) {
         // Over the connection limit: answer without reading and close.
         self->closing_ = true;
+        self->linger_ = true;
         auto slot = self->NewSlot();
         self->Finish(slot, ErrorReply(503, "overloaded", "too many connections; retry later"),
                      Meta{false, 11, Clock::now(), "rejected"});
@@ -164,7 +168,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Waits (idle timeout) for the first byte of the next request unless one is buffered.
   void WaitForRequest() {
-    if (closing_ || server_->stopping) return Close();
+    if (closing_ || server_->stopping) return CloseWhenDrained();  // a response may be leaving
     reading_ = true;
     if (buffer_.size() > 0) return ReadRequest();
     idle_ = true;
@@ -178,10 +182,12 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) {
       reading_ = false;
       Fail(ec, "idle read");
+      // A client that half-closed still gets the responses it is owed: close once they are out.
+      if (ec == net::error::eof) return CloseWhenDrained();
       return Close();
     }
     buffer_.commit(n);
-    if (closing_) return Close();
+    if (closing_) return CloseWhenDrained();
     ReadRequest();
   }
 
@@ -207,6 +213,8 @@ class Session : public std::enable_shared_from_this<Session> {
       Reply reply;
       if (ec == http::error::body_limit) {
         reply = ErrorReply(413, "payload_too_large", "request body exceeds the limit");
+      } else if (ec == http::error::header_limit && RequestLineTooLong()) {
+        reply = ErrorReply(414, "uri_too_long", "request target exceeds the limit");
       } else if (ec == http::error::header_limit) {
         reply = ErrorReply(431, "header_too_large", "request headers exceed the limit");
       } else if (IsPeerGone(ec)) {
@@ -214,6 +222,7 @@ class Session : public std::enable_shared_from_this<Session> {
       } else {
         reply = ErrorReply(400, "bad_request", "malformed HTTP request");
       }
+      linger_ = true;  // the rest of the request is unread
       auto slot = NewSlot();
       return Finish(slot, std::move(reply), Meta{false, 11, start, "unmatched"});
     }
@@ -337,7 +346,37 @@ class Session : public std::enable_shared_from_this<Session> {
   void Close() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (linger_ && !ec && !server_->stopping) return Linger();
     stream_.close();
+  }
+
+  // Closing with unread input makes the kernel reset the connection, and a client still
+  // sending (a body over the limit, say) would read the reset instead of the answer. After
+  // answering a request that was not read to its end, read and drop the rest for a moment.
+  void Linger() {
+    linger_ = false;
+    stream_.expires_after(kLinger);  // on expiry the stream closes the socket
+    DiscardInput(beast::error_code{}, 0);
+  }
+  void DiscardInput(beast::error_code ec, size_t) {
+    buffer_.consume(buffer_.size());
+    if (ec) return stream_.close();  // the client's EOF, an error or kLinger
+    stream_.async_read_some(buffer_.prepare(16384),
+                            beast::bind_front_handler(&Session::DiscardInput, shared_from_this()));
+  }
+
+  // After a header_limit error: whether the request line is longer than a target of url_limit
+  // allows. Beast counts it in the header limit, but a long target deserves its own 414. A
+  // parsed line has its target; an unparsed one is still in the input, where the longest
+  // method, two spaces and "HTTP/1.1" take at most 17 bytes besides the target.
+  bool RequestLineTooLong() const {
+    if (const auto target = parser_->get().target(); !target.empty()) {
+      return target.size() > server_->options.url_limit;
+    }
+    const auto data = buffer_.cdata();
+    const std::string_view in(static_cast<const char*>(data.data()), data.size());
+    const size_t eol = in.find("\r\n");
+    return (eol == std::string_view::npos ? in.size() : eol) > server_->options.url_limit + 17;
   }
 
   beast::tcp_stream stream_;
@@ -352,6 +391,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool handling_ = false;  // a request is being answered (possibly on the blocking pool)
   bool idle_ = false;
   bool closing_ = false;
+  bool linger_ = false;  // answered before the request was read to its end: Linger() on close
 };
 
 }  // namespace

@@ -481,6 +481,33 @@ TEST_F(HttpTest, DeeplyNestedBodiesAreRefusedAndTheServerLives) {
   EXPECT_EQ(sink_->published(), static_cast<int64_t>(base_events_ + 3));
 }
 
+// A client that sends its request and half-closes (shutdown(SHUT_WR)) before reading still
+// gets the whole response, even one far larger than the socket buffers.
+TEST_F(HttpTest, HalfClosedClientGetsTheWholeResponse) {
+  StartServer();
+  std::string body = "[0";
+  for (int i = 1; i < 100000; ++i) body += ",0";
+  body += "]";  // 100k elements, each rejected: a reply of several megabytes
+  Client c(port_);
+  const int small = 16 << 10;
+  setsockopt(c.socket().native_handle(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  c.WriteRaw(
+      "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body);
+  c.socket().shutdown(tcp::socket::shutdown_send);
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(300));  // the server sees the EOF while its write is pending
+  const Resp r = c.Read();
+  ASSERT_EQ(r.status, 202);
+  const json j = r.Json();
+  ASSERT_TRUE(j.is_object()) << r.body.size() << " bytes";
+  EXPECT_EQ(j["accepted"], 0);
+  EXPECT_EQ(j["rejected"].size(), 100000u);
+  EXPECT_GT(r.body.size(), size_t{1} << 20);
+  EXPECT_TRUE(c.ClosedByPeer());
+}
+
 TEST_F(HttpTest, PostEventsWaitsUntilApplied) {
   DelayedSink delayed(*engine_, std::chrono::milliseconds(150));
   StartServer({}, {}, &delayed);
@@ -757,6 +784,27 @@ TEST_F(HttpTest, BodyHeaderAndUrlLimits) {
     Client c(port_);
     c.WriteRaw("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n");
     ExpectError(c.Read(), 413, "payload_too_large");
+  }
+  // A target longer than the header limit is still a 414, not a 431.
+  ExpectError(Get("/v1/users/" + std::string(3000, 'a')), 414, "uri_too_long");
+  // A client sending a 16 MiB body in full can: the server reads and drops the rest before it
+  // closes, so the client's writes are not reset, and it reads the 413.
+  for (int round = 0; round < 3; ++round) {
+    Client c(port_);
+    const std::string body(16 << 20, ' ');
+    beast::error_code ec;
+    std::thread sender([&] {
+      net::write(c.socket(),
+                 net::buffer("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                             std::to_string(body.size()) + "\r\n\r\n" + body),
+                 ec);
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // well into the body
+    Resp r;
+    EXPECT_NO_THROW(r = c.Read()) << "round " << round;
+    sender.join();
+    EXPECT_FALSE(ec) << ec.message() << " in round " << round;
+    ExpectError(r, 413, "payload_too_large");
   }
 }
 

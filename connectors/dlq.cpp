@@ -118,6 +118,10 @@ Status DlqProducer::Flush(int timeout_ms) {
   return Status::Ok();
 }
 
+uint64_t DlqProducer::Unacknowledged() const {
+  return static_cast<uint64_t>(std::max(0, rd_kafka_outq_len(impl_->rk.get())));
+}
+
 std::map<std::string, uint64_t> DlqProducer::CountsByReason() const {
   std::lock_guard lock(impl_->mu);
   return impl_->counts;

@@ -51,6 +51,8 @@ class DlqProducer {
   // Waits up to `timeout_ms` for every queued dead letter to be acknowledged.
   // Errors: "timeout" with how many are still outstanding.
   [[nodiscard]] Status Flush(int timeout_ms);
+  // Dead letters queued or in flight: not yet acknowledged, nor failed for good.
+  uint64_t Unacknowledged() const;
 
   std::map<std::string, uint64_t> CountsByReason() const;
   uint64_t delivery_failures() const;

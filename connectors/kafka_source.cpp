@@ -43,6 +43,8 @@ struct KafkaSource::Impl {
   // cooperative rebalance for the partitions kept), so they stay paused until resumed by name.
   std::set<int32_t> app_paused;
   bool revoked_for_stop = false;
+  // Once stopping: how long a batch may still wait for its dead letters' acknowledgements.
+  Clock::time_point dlq_wait_until = Clock::time_point::max();
 
   // ---- shared, under mu ----
   mutable std::mutex mu;
@@ -89,8 +91,11 @@ struct KafkaSource::Impl {
   void PollLoop();
   void ProbeLoop();
   void Handle(rd_kafka_message_t* msg);
-  // Hands what was read to the learner thread (waiting while the previous batch still waits).
+  // Hands what was read to the learner thread (waiting while the previous batch still waits,
+  // and, when the batch dead-lettered anything, for the DLQ's acknowledgements).
   void Submit();
+  // Waits until no dead letter is outstanding; false when stopping cut the wait short.
+  bool AwaitDeadLetters();
   // Submit(), then waits until the learner thread has applied everything handed to it.
   void Drain();
   void LearnLoop();
@@ -327,6 +332,15 @@ void KafkaSource::Impl::Handle(rd_kafka_message_t* msg) {
 
 void KafkaSource::Impl::Submit() {
   if (pending.empty() && pending_skip.empty() && pending_rejected.empty()) return;
+  if (!pending_skip.empty() && !AwaitDeadLetters()) {
+    // Stopping with a dead letter of this batch unacknowledged: apply none of it. Its offsets
+    // stay where they were, so the next start reads it again (dead-lettering again): nothing
+    // is lost, a letter may be sent twice.
+    pending.clear();
+    pending_skip.clear();
+    pending_rejected.clear();
+    return;
+  }
   std::unique_lock lock(hand_mu);
   hand_cv.wait(lock, [&] { return !handed.has_value(); });
   in_flight.fetch_add(static_cast<int64_t>(pending.size()), std::memory_order_relaxed);
@@ -337,6 +351,18 @@ void KafkaSource::Impl::Submit() {
   pending.reserve(static_cast<size_t>(std::max<int64_t>(1, kafka.batch_size)));
   lock.unlock();
   hand_cv.notify_all();
+}
+
+bool KafkaSource::Impl::AwaitDeadLetters() {
+  // A batch's dead-lettered offsets (and the valid events after them) are applied, then stored
+  // and committed within a flush interval: the DLQ must hold the letters first. The wait ends
+  // when each letter is acknowledged or its producer gave up on it (message.timeout.ms, counted
+  // in dlq_delivery_failures: ingestion never stops for a dead letter). One round trip per
+  // batch that has any; none for the others.
+  for (;;) {
+    if (dlq->Flush(50).ok()) return true;
+    if (stopping.load() && Clock::now() >= dlq_wait_until) return false;
+  }
 }
 
 void KafkaSource::Impl::Drain() {
@@ -600,6 +626,7 @@ Status KafkaSource::Stop() {
   if (s.stopped) return Status::Ok();
   s.stopped = true;
   const auto deadline = Clock::now() + std::chrono::milliseconds(s.options.close_timeout_ms);
+  s.dlq_wait_until = Clock::now() + std::chrono::milliseconds(s.options.close_timeout_ms / 2);
   {
     std::lock_guard lock(s.probe_mu);
     s.stopping.store(true);
@@ -673,6 +700,7 @@ KafkaSourceStats KafkaSource::Stats() const {
   }
   out.dead_lettered_by_reason = impl_->dlq->CountsByReason();
   out.dlq_delivery_failures = impl_->dlq->delivery_failures();
+  out.dlq_unacknowledged = impl_->dlq->Unacknowledged();
   return out;
 }
 

@@ -67,6 +67,7 @@ struct KafkaSourceStats {
   std::map<int32_t, int64_t> assigned;  // partition -> offset sought at assignment
   std::map<std::string, uint64_t> dead_lettered_by_reason;
   uint64_t dlq_delivery_failures = 0;
+  uint64_t dlq_unacknowledged = 0;  // dead letters sent and not yet acknowledged
 };
 
 // Consumes `kafka.topic` in consumer group `kafka.group` (enable.auto.commit=false,

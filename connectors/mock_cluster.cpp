@@ -56,6 +56,14 @@ Status MockCluster::SetBrokerDown(int32_t id) {
   return Status::Ok();
 }
 
+Status MockCluster::SetBrokerRtt(int32_t id, int rtt_ms) {
+  const rd_kafka_resp_err_t err = rd_kafka_mock_broker_set_rtt(impl_->cluster, id, rtt_ms);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return kafka::KafkaError("delaying broker " + std::to_string(id), err);
+  }
+  return Status::Ok();
+}
+
 Status MockCluster::SetBrokerUp(int32_t id) {
   const rd_kafka_resp_err_t err = rd_kafka_mock_broker_set_up(impl_->cluster, id);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {

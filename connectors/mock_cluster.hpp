@@ -30,6 +30,8 @@ class MockCluster {
   // until up again. Errors: "kafka_error" for an unknown id.
   [[nodiscard]] Status SetBrokerDown(int32_t id);
   [[nodiscard]] Status SetBrokerUp(int32_t id);
+  // Delays every answer of broker `id` by `rtt_ms` (0: none). Errors: "kafka_error".
+  [[nodiscard]] Status SetBrokerRtt(int32_t id, int rtt_ms);
 
   struct Impl;  // implementation detail (librdkafka handles), defined in mock_cluster.cpp
 

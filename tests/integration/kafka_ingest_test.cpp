@@ -513,6 +513,54 @@ TEST(KafkaIngest, PartitionsPausedBeforeARebalanceAreResumedAfterItMock) {
   EXPECT_TRUE((*src_a)->Stop().ok());
 }
 
+// A dead letter's offset is applied (and so stored and committed) only once the DLQ holds the
+// letter: with every broker answer delayed, the batch that passes a malformed message is not
+// applied while its letter is unacknowledged (a crash then would have lost it).
+TEST(KafkaIngest, DeadLetteredOffsetsAdvanceOnlyOnceTheDlqHasTheLetterMock) {
+  auto cluster = MockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.error().message;
+  const config::Options o = MakeOptions((*cluster)->bootstrap_servers(), Unique("dlq_ack"));
+  ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.topic, 1).ok());
+  ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.EffectiveDlqTopic(), 1).ok());
+  const auto events = MakeEvents(60, 10, kItems, 8);
+  std::vector<std::pair<std::string, std::string>> msgs;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (i == 30) msgs.emplace_back("bad", "{not json");  // offset 30
+    msgs.emplace_back(events[i].user, engine::ToJson(events[i]));
+  }
+  ProduceRaw(o.kafka, msgs);
+  ASSERT_TRUE((*cluster)->SetBrokerRtt(1, 300).ok());
+
+  engine::Engine engine(o);
+  std::atomic<KafkaSource*> self{nullptr};
+  std::atomic<int> passed_checks{0}, unacknowledged_when_passed{0};
+  KafkaSourceHooks hooks;
+  hooks.after_batch = [&] {
+    KafkaSource* src = self.load();
+    if (src == nullptr) return;
+    const auto next = engine.NextOffsets();
+    if (next.count(0) == 0 || next.at(0) <= 30) return;
+    ++passed_checks;
+    if (src->Stats().dlq_unacknowledged > 0) ++unacknowledged_when_passed;
+  };
+  auto src = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), engine, hooks);
+  ASSERT_TRUE(src.ok());
+  self = src->get();
+  ASSERT_TRUE((*src)->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return engine.events_applied() == events.size(); }, 60s))
+      << engine.events_applied();
+  EXPECT_GT(passed_checks.load(), 0);
+  EXPECT_EQ(unacknowledged_when_passed.load(), 0);
+  EXPECT_EQ(engine.NextOffsets().at(0), static_cast<int64_t>(msgs.size()));
+  EXPECT_EQ((*src)->Stats().dlq_delivery_failures, 0u);
+  ASSERT_TRUE((*cluster)->SetBrokerRtt(1, 0).ok());
+  EXPECT_TRUE((*src)->Stop().ok());
+  const auto records = ReadDlq((*cluster)->bootstrap_servers(), o.kafka.EffectiveDlqTopic(), 1, 1);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].offset, "30");
+  EXPECT_EQ(records[0].reason, "not_json");
+}
+
 // /readyz reads TotalLag(): while a member joins the group with a backlog waiting, its lag is
 // unknown, not 0; once each assigned partition is probed it is the backlog; an empty
 // assignment (more members than partitions) is a lag of 0.

@@ -120,7 +120,8 @@ json ConsumerJson(const std::function<KafkaSourceStats()>& consumer) {
               {"pauses", c.pauses},
               {"rebalances", c.rebalances},
               {"duplicates", c.duplicates},
-              {"dlq_delivery_failures", c.dlq_delivery_failures}};
+              {"dlq_delivery_failures", c.dlq_delivery_failures},
+              {"dlq_unacknowledged", c.dlq_unacknowledged}};
 }
 
 Reply JsonReply(int status, const json& j) {

@@ -617,17 +617,20 @@ TEST_F(HttpTest, StatsReportsEngineAndPartitions) {
                                  {"pauses", 0},
                                  {"rebalances", 0},
                                  {"duplicates", 0},
-                                 {"dlq_delivery_failures", 0}}));
+                                 {"dlq_delivery_failures", 0},
+                                 {"dlq_unacknowledged", 0}}));
   {
     std::lock_guard lock(consumer_mu_);
     consumer_ = Consumer(true, 4, 2, 17, 1);
+    consumer_.dlq_unacknowledged = 3;
   }
   const json c = Get("/v1/stats").Json()["consumer"];
   EXPECT_EQ(c, (json{{"paused", true},
                      {"pauses", 4},
                      {"rebalances", 2},
                      {"duplicates", 17},
-                     {"dlq_delivery_failures", 1}}));
+                     {"dlq_delivery_failures", 1},
+                     {"dlq_unacknowledged", 3}}));
   EXPECT_EQ(j["prequential"]["k"], 10);
   EXPECT_TRUE(j["prequential"]["hr"].is_number());
   EXPECT_TRUE(j["prequential"]["samples"].is_number());

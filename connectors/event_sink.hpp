@@ -26,6 +26,10 @@ class EventSink {
   // (the producer is idempotent, and the engine deduplicates by offset).
   [[nodiscard]] virtual Result<std::vector<PublishedOffset>> Publish(
       const std::vector<engine::Event>& events) = 0;
+  // Shutdown: every Publish waiting now, and every later one, fails at once instead of waiting
+  // out a broker that is down (HttpServer::Stop calls it once its clients are cut off). Events
+  // of a cancelled Publish may or may not have been written; nobody was told they were.
+  virtual void Cancel() {}
 };
 
 }  // namespace simstream::connectors

@@ -62,6 +62,7 @@ struct HttpServer::Impl {
   Impl(const config::ServerOptions& s, const HttpServerOptions& o, HttpDeps d)
       : server(s),
         options(o),
+        sink(d.sink),
         routes(server, options, std::move(d), metrics),
         ioc(static_cast<int>(s.threads)),
         pool(o.blocking_threads == 0 ? 1 : o.blocking_threads),
@@ -72,6 +73,7 @@ struct HttpServer::Impl {
 
   const config::ServerOptions server;
   const HttpServerOptions options;
+  EventSink* const sink;  // cancelled by Stop()
   MetricsRegistry metrics;
   RouteTable routes;
 
@@ -577,6 +579,9 @@ void HttpServer::Stop() {
   s.ioc.stop();
   for (auto& t : s.threads) t.join();
   s.threads.clear();
+  // Handlers still on the blocking pool answer nobody now. A publish waiting out a broker that
+  // is down would hold the join for up to message.timeout.ms: fail it, and any queued after.
+  if (s.sink != nullptr) s.sink->Cancel();
   s.pool.join();
 }
 

@@ -60,7 +60,7 @@ struct HttpServerOptions {
 // outlive the server.
 struct HttpDeps {
   engine::Engine* engine = nullptr;
-  // Null: POST /v1/events answers 503.
+  // Null: POST /v1/events answers 503. HttpServer::Stop() cancels it.
   EventSink* sink = nullptr;
   // Null: POST /v1/admin/checkpoint answers 503.
   storage::StateStore* store = nullptr;
@@ -92,7 +92,8 @@ class HttpServer {
   // The bound port (the chosen one when listening on port 0).
   uint16_t port() const;
   // Stops accepting, lets in-flight requests finish (up to drain_timeout_ms), closes every
-  // connection and joins all threads. Idempotent.
+  // connection, cancels the sink (EventSink::Cancel: a publish still waiting fails) and joins
+  // all threads. Idempotent.
   void Stop();
   MetricsRegistry& metrics();
 

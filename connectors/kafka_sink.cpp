@@ -17,7 +17,8 @@ struct KafkaEventSink::Impl {
   kafka::HandlePtr rk;
   std::string topic;
   std::atomic<bool> stop{false};
-  std::thread poller;  // serves delivery reports
+  std::atomic<bool> cancelled{false};  // Cancel(): every Publish fails at once
+  std::thread poller;                  // serves delivery reports
 };
 
 namespace {
@@ -105,6 +106,8 @@ Result<std::vector<PublishedOffset>> KafkaEventSink::Publish(
     std::vector<PublishedOffset> offsets;
     std::string first_error;
   };
+  const Error cancelled{"kafka_unavailable", "publishing to " + impl_->topic + ": shutting down"};
+  if (impl_->cancelled.load()) return cancelled;
   auto batch = std::make_shared<Batch>();
   batch->remaining = events.size();
   batch->offsets.resize(events.size());
@@ -129,12 +132,21 @@ Result<std::vector<PublishedOffset>> KafkaEventSink::Publish(
     }
   }
   std::unique_lock lock(batch->mu);
-  // Every queued message gets a delivery report within message.timeout.ms; no own timer.
-  batch->cv.wait(lock, [&] { return batch->remaining == 0; });
+  // Every queued message gets a delivery report within message.timeout.ms, or at once after a
+  // Cancel() (which may come between the check above and the queueing: hence the slices).
+  while (!batch->cv.wait_for(lock, std::chrono::milliseconds(50),
+                             [&] { return batch->remaining == 0; })) {
+    if (impl_->cancelled.load()) return cancelled;  // the batch outlives this call
+  }
   if (!batch->first_error.empty()) {
     return Error{"kafka_unavailable", "publishing to " + impl_->topic + ": " + batch->first_error};
   }
   return std::move(batch->offsets);
+}
+
+void KafkaEventSink::Cancel() {
+  impl_->cancelled.store(true);
+  rd_kafka_purge(impl_->rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 }
 
 Status KafkaEventSink::Flush(int timeout_ms) {

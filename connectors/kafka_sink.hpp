@@ -35,6 +35,8 @@ class KafkaEventSink final : public EventSink {
   // topic missing) with the first failure's reason; some events may have been written.
   [[nodiscard]] Result<std::vector<PublishedOffset>> Publish(
       const std::vector<engine::Event>& events) override;
+  // Purges what is queued and in flight; Publish answers "kafka_unavailable" from now on.
+  void Cancel() override;
 
   // Queues one already-serialised message without waiting (for bulk replay). `timestamp_ms`
   // 0 means now; pass event times only for recent events, since brokers delete messages

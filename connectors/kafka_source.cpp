@@ -234,7 +234,13 @@ Status KafkaSource::Impl::Revoke() {
   Status st = hooks.before_revoke ? hooks.before_revoke() : Status::Ok();
   // The next owner of these partitions may have a state of its own: it starts at the later of
   // its stored offsets and the committed ones, so commit what was just made durable, and wait.
-  if (st.ok() && hooks.durable_offsets) Commit(hooks.durable_offsets(), /*wait_ms=*/2000);
+  // Not when stopping with every broker down: the commit could only time out, and one still
+  // outstanding holds the consumer's destruction for seconds past the stop's budget. The
+  // stored offsets are durable either way, and the next start commits them.
+  const bool unreachable = stopping.load() && all_brokers_down.load();
+  if (st.ok() && hooks.durable_offsets && !unreachable) {
+    Commit(hooks.durable_offsets(), /*wait_ms=*/2000);
+  }
   return st;
 }
 
@@ -461,7 +467,9 @@ void KafkaSource::Impl::PollLoop() {
       Submit();
     }
     NoteLag();
-    if (hooks.durable_offsets &&
+    // Not while every broker is down: commits would only pile up, each outstanding one holding
+    // a stop for seconds. The first one after the outage carries the same offsets.
+    if (hooks.durable_offsets && !all_brokers_down.load() &&
         Clock::now() - last_commit >= std::chrono::milliseconds(options.commit_interval_ms)) {
       last_commit = Clock::now();
       Commit(hooks.durable_offsets(), /*wait_ms=*/0);

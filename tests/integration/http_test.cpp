@@ -242,6 +242,13 @@ class HttpTest : public ::testing::Test {
     ASSERT_NE(port_, 0);
   }
 
+  // A sink that outlives the server (Stop() cancels it, after the test body).
+  template <typename S, typename... Args>
+  S* OwnSink(Args&&... args) {
+    owned_sinks_.push_back(std::make_unique<S>(std::forward<Args>(args)...));
+    return static_cast<S*>(owned_sinks_.back().get());
+  }
+
   Resp Get(const std::string& target, const std::string& token = "") {
     return Call(port_, http::verb::get, target, "", token);
   }
@@ -251,6 +258,7 @@ class HttpTest : public ::testing::Test {
 
   std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<EngineSink> sink_;
+  std::vector<std::unique_ptr<EventSink>> owned_sinks_;
   std::unique_ptr<HttpServer> server_;
   storage::StateStore* store_ = nullptr;
   uint16_t port_ = 0;
@@ -509,8 +517,7 @@ TEST_F(HttpTest, HalfClosedClientGetsTheWholeResponse) {
 }
 
 TEST_F(HttpTest, PostEventsWaitsUntilApplied) {
-  DelayedSink delayed(*engine_, std::chrono::milliseconds(150));
-  StartServer({}, {}, &delayed);
+  StartServer({}, {}, OwnSink<DelayedSink>(*engine_, std::chrono::milliseconds(150)));
   const auto start = Clock::now();
   Resp r =
       Post("/v1/events?wait=true", R"([{"user":"late","item":"i1"},{"user":"late","item":"i2"}])");
@@ -522,10 +529,9 @@ TEST_F(HttpTest, PostEventsWaitsUntilApplied) {
 }
 
 TEST_F(HttpTest, PostEventsWaitTimesOutWithAppliedFalse) {
-  StuckSink stuck(/*fail=*/false);
   HttpServerOptions ho;
   ho.wait_timeout_ms = 200;
-  StartServer({}, ho, &stuck);
+  StartServer({}, ho, OwnSink<StuckSink>(/*fail=*/false));
   Resp r = Post("/v1/events?wait=true", R"({"user":"x","item":"y"})");
   ASSERT_EQ(r.status, 202) << r.body;
   EXPECT_EQ(r.Json()["accepted"], 1);
@@ -536,8 +542,7 @@ TEST_F(HttpTest, PostEventsWithoutOrFailingSinkIs503WithoutInternals) {
   StartServer({}, {}, nullptr, /*no_sink=*/true);
   ExpectError(Post("/v1/events", R"({"user":"x","item":"y"})"), 503, "unavailable");
   server_->Stop();
-  StuckSink failing(/*fail=*/true);
-  StartServer({}, {}, &failing);
+  StartServer({}, {}, OwnSink<StuckSink>(/*fail=*/true));
   Resp r = Post("/v1/events", R"({"user":"x","item":"y"})");
   ExpectError(r, 503, "unavailable");
   EXPECT_EQ(r.body.find("10.0.0.7"), std::string::npos);

@@ -123,8 +123,9 @@ struct HttpResponse {
   std::string body;
 };
 
-// A bare HTTP/1.1 GET over loopback (Connection: close).
-HttpResponse HttpGet(int port, const std::string& target) {
+// A bare HTTP/1.1 request over loopback (Connection: close).
+HttpResponse HttpRequest(int port, const std::string& method, const std::string& target,
+                         const std::string& body = "") {
   HttpResponse r;
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return r;
@@ -139,8 +140,10 @@ HttpResponse HttpGet(int port, const std::string& target) {
     ::close(fd);
     return r;
   }
-  const std::string req =
-      "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  const std::string req = method + " " + target +
+                          " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                          "Content-Length: " +
+                          std::to_string(body.size()) + "\r\n\r\n" + body;
   if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
     ::close(fd);
     return r;
@@ -155,9 +158,13 @@ HttpResponse HttpGet(int port, const std::string& target) {
   ::close(fd);
   if (raw.rfind("HTTP/1.1 ", 0) != 0 || raw.size() < 12) return r;
   r.status = std::atoi(raw.c_str() + 9);
-  const size_t body = raw.find("\r\n\r\n");
-  if (body != std::string::npos) r.body = raw.substr(body + 4);
+  const size_t head_end = raw.find("\r\n\r\n");
+  if (head_end != std::string::npos) r.body = raw.substr(head_end + 4);
   return r;
+}
+
+HttpResponse HttpGet(int port, const std::string& target) {
+  return HttpRequest(port, "GET", target);
 }
 
 // events_applied of the running daemon (GET /v1/stats), if it answers.
@@ -320,6 +327,46 @@ void KillAndRestartMidStream(const std::string& brokers, const std::string& topi
   }
   EXPECT_EQ(done_kills, kills);
   producer.join();
+  ExpectStoredExactly(data, topic, events);
+}
+
+// SIGTERM with the broker down and a POST /v1/events waiting on it (its publish would be
+// retried for 30 s): the daemon still stops within 5 s, exits 0 and has stored every event.
+TEST(KafkaServe, SigtermWithTheBrokerDownStopsWithinFiveSecondsMock) {
+  auto cluster = MockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.error().message;
+  const std::string topic = Unique("down_stop");
+  ASSERT_TRUE((*cluster)->CreateTopic(topic, 2).ok());
+  TempDir tmp;
+  const fs::path data = tmp.dir / "data";
+  const fs::path config = tmp.dir / "serve.json";
+  WriteConfig(config, (*cluster)->bootstrap_servers(), topic, data);
+  const auto events = MakeEvents(600, 40, kItems, 23);
+  Publish((*cluster)->bootstrap_servers(), topic, events);
+  Daemon d(config, tmp.dir / "serve.log");
+  ASSERT_TRUE(d.started());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto n = Applied(d);
+        return n && *n >= events.size();
+      },
+      60s))
+      << d.log();
+  const int port = *d.Port();
+  ASSERT_TRUE((*cluster)->SetBrokerDown(1).ok());
+  HttpResponse posted;
+  std::thread poster(
+      [&] { posted = HttpRequest(port, "POST", "/v1/events", R"({"user":"late","item":"i1"})"); });
+  std::this_thread::sleep_for(500ms);  // the publish is waiting for the broker
+  const auto t0 = std::chrono::steady_clock::now();
+  const int code = d.Terminate(15s);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  poster.join();
+  std::printf("SIGTERM to exit with the broker down: %.2f s\n",
+              std::chrono::duration<double>(took).count());
+  EXPECT_EQ(code, 0) << d.log();
+  EXPECT_LT(took, 5s) << d.log();
+  EXPECT_NE(posted.status, 202) << posted.body;  // never told it was accepted
   ExpectStoredExactly(data, topic, events);
 }
 

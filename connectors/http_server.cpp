@@ -80,6 +80,7 @@ struct HttpServer::Impl {
   // Touched by sessions until the very end: declared before the io_context so they outlive
   // the session objects it destroys.
   std::atomic<int64_t> open_connections{0};
+  std::atomic<size_t> blocking{0};  // requests waiting for or running on `pool`
   std::atomic<bool> stopping{false};
   std::mutex sessions_mu;
   uint64_t next_session_id = 0;
@@ -260,12 +261,21 @@ class Session : public std::enable_shared_from_this<Session> {
       Reply reply = server_->routes.Run(prepared);
       return Complete(slot, std::move(reply), std::move(meta));
     }
-    // Publishing, flushing and checkpoints may block: run them off the I/O threads. The work
-    // guard keeps the io_context alive until the answer is posted back.
+    // Publishing, flushing and checkpoints may block: run them off the I/O threads, as many
+    // at once as max_blocking allows. The work guard keeps the io_context alive until the
+    // answer is posted back.
+    if (server_->blocking.fetch_add(1) >= server_->options.max_blocking) {
+      server_->blocking.fetch_sub(1);
+      return Complete(slot,
+                      ErrorReply(503, "overloaded",
+                                 "too many requests are waiting to publish or write; retry later"),
+                      std::move(meta));
+    }
     net::post(server_->pool, [self = shared_from_this(), slot, meta = std::move(meta),
                               prepared = std::move(prepared),
                               guard = net::make_work_guard(server_->ioc)]() mutable {
       Reply reply = self->server_->routes.Run(prepared);
+      self->server_->blocking.fetch_sub(1);
       net::post(self->stream_.get_executor(),
                 [self, slot, meta = std::move(meta), reply = std::move(reply)]() mutable {
                   self->Complete(slot, std::move(reply), std::move(meta));
@@ -470,8 +480,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const config::ServerOption
   }
   if (server.body_limit < 1) return Error{"invalid_config", "server.body_limit must be positive"};
   if (options.header_limit < 256 || options.url_limit < 16 || options.max_connections < 1 ||
-      options.pipeline_limit < 1 || options.read_timeout_ms < 1 || options.idle_timeout_ms < 1 ||
-      options.write_timeout_ms < 1 || options.wait_timeout_ms < 0) {
+      options.max_blocking < 1 || options.pipeline_limit < 1 || options.read_timeout_ms < 1 ||
+      options.idle_timeout_ms < 1 || options.write_timeout_ms < 1 || options.wait_timeout_ms < 0) {
     return Error{"invalid_config", "HTTP server limits must be positive"};
   }
   auto endpoint = ParseListen(server.listen);

@@ -50,6 +50,9 @@ struct HttpServerOptions {
   int64_t wait_timeout_ms = 5000;
   // Threads running handlers that block (publish, forget + flush, checkpoint). Default: 2.
   size_t blocking_threads = 2;
+  // Such requests waiting or running at once beyond which new ones get 503 "overloaded" at
+  // once (a broker that is down would otherwise queue them for minutes). Default: 64.
+  size_t max_blocking = 64;
   // Time Stop() lets in-flight requests finish before cutting connections. Default: 5000.
   int64_t drain_timeout_ms = 5000;
   // Validation of POSTed events (the same rules the stream consumer applies).

@@ -104,6 +104,21 @@ class DelayedSink : public EventSink {
   std::vector<std::thread> threads_;
 };
 
+// Takes `delay` to publish (a broker slow to acknowledge), to a partition nobody consumes.
+class SlowSink : public EventSink {
+ public:
+  explicit SlowSink(std::chrono::milliseconds delay) : delay_(delay) {}
+  Result<std::vector<PublishedOffset>> Publish(const std::vector<engine::Event>& events) override {
+    std::this_thread::sleep_for(delay_);
+    std::vector<PublishedOffset> out;
+    for (size_t i = 0; i < events.size(); ++i) out.push_back({9, static_cast<int64_t>(i)});
+    return out;
+  }
+
+ private:
+  std::chrono::milliseconds delay_;
+};
+
 // Publishes to a partition nobody consumes, or fails outright.
 class StuckSink : public EventSink {
  public:
@@ -547,6 +562,38 @@ TEST_F(HttpTest, PostEventsWithoutOrFailingSinkIs503WithoutInternals) {
   ExpectError(r, 503, "unavailable");
   EXPECT_EQ(r.body.find("10.0.0.7"), std::string::npos);
   EXPECT_EQ(r.body.find("broker_down"), std::string::npos);
+}
+
+// Publishes waiting on a slow broker are bounded: beyond max_blocking, 503 at once.
+TEST_F(HttpTest, BlockingRequestsBeyondTheLimitGet503AtOnce) {
+  HttpServerOptions ho;
+  ho.blocking_threads = 1;
+  ho.max_blocking = 2;
+  StartServer({}, ho, OwnSink<SlowSink>(std::chrono::milliseconds(1000)));
+  std::vector<Resp> replies(4);
+  std::vector<std::chrono::milliseconds> took(4);
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < replies.size(); ++i) {
+    clients.emplace_back([&, i] {
+      const auto start = Clock::now();
+      replies[i] = Post("/v1/events", R"({"user":"slow","item":"i1"})");
+      took[i] = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+    });
+  }
+  for (auto& t : clients) t.join();
+  int accepted = 0, overloaded = 0;
+  for (size_t i = 0; i < replies.size(); ++i) {
+    if (replies[i].status == 202) ++accepted;
+    if (replies[i].status == 503) {
+      ++overloaded;
+      ExpectError(replies[i], 503, "overloaded");
+      EXPECT_LT(took[i], std::chrono::milliseconds(600));  // not queued behind the others
+    }
+  }
+  EXPECT_EQ(accepted, 2);
+  EXPECT_EQ(overloaded, 2);
+  // The slots free up once the publishes finish.
+  EXPECT_EQ(Post("/v1/events", R"({"user":"slow","item":"i2"})").status, 202);
 }
 
 TEST_F(HttpTest, DeleteUserForgetsAndFlushes) {

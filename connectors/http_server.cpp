@@ -112,12 +112,14 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(tcp::socket&& socket, HttpServer::Impl* server, bool reject)
       : stream_(std::move(socket)), server_(server), reject_(reject) {
     if (!reject_) {
-      server_->metrics.SetOpenConnections(++server_->open_connections);
+      ++server_->open_connections;
+      server_->metrics.AddOpenConnections(1);
     }
   }
   ~Session() {
     if (!reject_) {
-      server_->metrics.SetOpenConnections(--server_->open_connections);
+      --server_->open_connections;
+      server_->metrics.AddOpenConnections(-1);
       std::lock_guard lock(server_->sessions_mu);
       server_->sessions.erase(id_);
     }

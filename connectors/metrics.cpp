@@ -176,8 +176,8 @@ void MetricsRegistry::CountHttpAccepted(uint64_t n) {
   impl_->http_accepted.Increment(static_cast<double>(n));
 }
 
-void MetricsRegistry::SetOpenConnections(int64_t n) {
-  impl_->connections.Set(static_cast<double>(n));
+void MetricsRegistry::AddOpenConnections(int64_t delta) {
+  impl_->connections.Increment(static_cast<double>(delta));  // atomic: no stale Set() race
 }
 
 void MetricsRegistry::UpdateFromEngine(const engine::EngineStats& stats) {

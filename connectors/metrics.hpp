@@ -30,8 +30,8 @@ class MetricsRegistry {
   void CountHttpRejected(std::string_view reason, uint64_t n = 1);
   // Events POSTed over HTTP and published to the topic.
   void CountHttpAccepted(uint64_t n);
-  // Connections currently open.
-  void SetOpenConnections(int64_t n);
+  // Connections currently open: +1 as one opens, -1 as it closes.
+  void AddOpenConnections(int64_t delta);
   // Brings the engine-derived series (events applied and rejected, users, items, model bytes,
   // rolling prequential HR) up to date with `stats`. Counters advance by the difference to
   // the previous call, so they stay monotonic.

@@ -758,6 +758,26 @@ TEST_F(HttpTest, MetricsInPrometheusTextFormat) {
                    "simstream_consumer_duplicates_total 260"});
 }
 
+// Connections open and close on different I/O threads: the gauge must come back to exactly
+// the one connection reading it.
+TEST_F(HttpTest, OpenConnectionsGaugeStaysExactUnderChurn) {
+  StartServer();
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 8; ++t) {
+    clients.emplace_back([&] {
+      for (int i = 0; i < 40; ++i) EXPECT_EQ(Get("/healthz").status, 200);
+    });
+  }
+  for (auto& c : clients) c.join();
+  const std::string want = "\nsimstream_http_open_connections 1\n";
+  std::string metrics;
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  do {
+    metrics = Get("/metrics").body;  // its own connection is the one open
+  } while (metrics.find(want) == std::string::npos && Clock::now() < deadline);
+  EXPECT_NE(metrics.find(want), std::string::npos) << metrics;
+}
+
 TEST_F(HttpTest, WrongMethodsAndUnknownPaths) {
   StartServer();
   Resp r = Call(port_, http::verb::put, "/v1/events", "{}");

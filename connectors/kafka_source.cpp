@@ -108,7 +108,8 @@ struct KafkaSource::Impl {
   void SetPaused(bool pause);
   // Commits offsets of owned partitions; wait_ms > 0 waits up to that long for the result.
   void Commit(const std::map<int32_t, int64_t>& offsets, int wait_ms);
-  std::map<int32_t, int64_t> Committed(const rd_kafka_topic_partition_list_t* parts);
+  // The group's committed offsets of `parts`; nullopt when they could not be read.
+  std::optional<std::map<int32_t, int64_t>> Committed(const rd_kafka_topic_partition_list_t* parts);
 };
 
 namespace {
@@ -164,7 +165,7 @@ void KafkaSource::Impl::OnRebalance(rd_kafka_resp_err_t err,
         hooks.seek_offsets ? hooks.seek_offsets() : engine->NextOffsets();
     // Another instance (with its own store) may have consumed further: it committed its
     // durable offsets before giving the partition up. Start at the later of the two.
-    const std::map<int32_t, int64_t> committed = Committed(parts);
+    const std::optional<std::map<int32_t, int64_t>> committed = Committed(parts);
     const std::map<int32_t, int64_t> engine_next = engine->NextOffsets();
     std::map<int32_t, int64_t> taken_over;
     {
@@ -172,9 +173,14 @@ void KafkaSource::Impl::OnRebalance(rd_kafka_resp_err_t err,
       for (int i = 0; i < parts->cnt; ++i) {
         rd_kafka_topic_partition_t& p = parts->elems[i];
         auto st = stored.find(p.partition);
-        auto co = committed.find(p.partition);
         int64_t offset = st != stored.end() ? st->second : RD_KAFKA_OFFSET_BEGINNING;
-        if (co != committed.end() && co->second > offset) {
+        if (!committed) {
+          // Unknown: start where the group committed (librdkafka fetches it, retrying), not at
+          // our own older offset, which would apply again what another instance has. What we
+          // applied ourselves beyond it is skipped by skip_below.
+          offset = RD_KAFKA_OFFSET_INVALID;
+        } else if (auto co = committed->find(p.partition);
+                   co != committed->end() && co->second > offset) {
           offset = co->second;
           taken_over[p.partition] = offset;
         }
@@ -244,18 +250,23 @@ Status KafkaSource::Impl::Revoke() {
   return st;
 }
 
-std::map<int32_t, int64_t> KafkaSource::Impl::Committed(
+std::optional<std::map<int32_t, int64_t>> KafkaSource::Impl::Committed(
     const rd_kafka_topic_partition_list_t* parts) {
   std::map<int32_t, int64_t> out;
   kafka::PartitionListPtr list(rd_kafka_topic_partition_list_copy(parts));
   const rd_kafka_resp_err_t e = rd_kafka_committed(rk.get(), list.get(), 5000);
   if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
     std::fprintf(stderr, "simstream: kafka: reading committed offsets: %s\n", rd_kafka_err2str(e));
-    return out;
+    return std::nullopt;
   }
   for (int i = 0; i < list->cnt; ++i) {
     const rd_kafka_topic_partition_t& p = list->elems[i];
-    if (p.err == RD_KAFKA_RESP_ERR_NO_ERROR && p.offset >= 0) out[p.partition] = p.offset;
+    if (p.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      std::fprintf(stderr, "simstream: kafka: reading the committed offset of partition %d: %s\n",
+                   static_cast<int>(p.partition), rd_kafka_err2str(p.err));
+      return std::nullopt;
+    }
+    if (p.offset >= 0) out[p.partition] = p.offset;  // none committed: RD_KAFKA_OFFSET_INVALID
   }
   return out;
 }

@@ -56,6 +56,13 @@ Status MockCluster::SetBrokerDown(int32_t id) {
   return Status::Ok();
 }
 
+void MockCluster::FailNextRequests(int api_key, const std::vector<int>& errors) {
+  std::vector<rd_kafka_resp_err_t> codes;
+  for (int e : errors) codes.push_back(static_cast<rd_kafka_resp_err_t>(e));
+  rd_kafka_mock_push_request_errors_array(impl_->cluster, static_cast<int16_t>(api_key),
+                                          codes.size(), codes.data());
+}
+
 Status MockCluster::SetBrokerRtt(int32_t id, int rtt_ms) {
   const rd_kafka_resp_err_t err = rd_kafka_mock_broker_set_rtt(impl_->cluster, id, rtt_ms);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/result.hpp"
 
@@ -30,6 +31,9 @@ class MockCluster {
   // until up again. Errors: "kafka_error" for an unknown id.
   [[nodiscard]] Status SetBrokerDown(int32_t id);
   [[nodiscard]] Status SetBrokerUp(int32_t id);
+  // The next requests with Kafka API key `api_key` (9: OffsetFetch, 0: Produce, ...) get these
+  // error codes (librdkafka's rd_kafka_resp_err_t values), one each, in order.
+  void FailNextRequests(int api_key, const std::vector<int>& errors);
   // Delays every answer of broker `id` by `rtt_ms` (0: none). Errors: "kafka_error".
   [[nodiscard]] Status SetBrokerRtt(int32_t id, int rtt_ms);
 

@@ -513,6 +513,40 @@ TEST(KafkaIngest, PartitionsPausedBeforeARebalanceAreResumedAfterItMock) {
   EXPECT_TRUE((*src_a)->Stop().ok());
 }
 
+// A new owner that cannot read the group's committed offsets (OffsetFetch fails) starts where
+// the group committed, not at its own (empty) store's offsets: the previous owner's events are
+// in that owner's store, and applying them here too would count them twice across the group.
+TEST(KafkaIngest, AnUnreadableCommittedOffsetStartsWhereTheGroupCommittedMock) {
+  auto cluster = MockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.error().message;
+  const config::Options o = MakeOptions((*cluster)->bootstrap_servers(), Unique("committed"));
+  ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.topic, 1).ok());
+  TempDir tmp;
+  const auto first = MakeEvents(300, 30, kItems, 9);
+  const auto second = MakeEvents(200, 30, kItems, 10);
+  PublishAll(o.kafka, first);
+  {
+    DurableInstance a(o, tmp.dir / "a");
+    ASSERT_TRUE(a.ok());
+    ASSERT_TRUE(a.source->Start().ok());
+    ASSERT_TRUE(WaitFor([&] { return a.engine->events_applied() == first.size(); }, 30s));
+    a.Stop();  // flushes, then commits the durable offsets
+  }
+  PublishAll(o.kafka, second);
+  // The next OffsetFetch (the new owner's own read in its assignment) fails outright.
+  constexpr int kOffsetFetch = 9, kGroupAuthorizationFailed = 30;
+  (*cluster)->FailNextRequests(kOffsetFetch, {kGroupAuthorizationFailed});
+  DurableInstance b(o, tmp.dir / "b");
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(b.source->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return b.engine->events_applied() >= second.size(); }, 30s))
+      << b.engine->events_applied();
+  std::this_thread::sleep_for(500ms);  // anything more would arrive now
+  EXPECT_EQ(b.engine->events_applied(), second.size());
+  ExpectUserCounts({b.engine.get()}, CountByUser(second));
+  b.Stop();
+}
+
 // A dead letter's offset is applied (and so stored and committed) only once the DLQ holds the
 // letter: with every broker answer delayed, the batch that passes a malformed message is not
 // applied while its letter is unacknowledged (a crash then would have lost it).

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "engine/similarity.hpp"
 
@@ -540,13 +541,25 @@ Reply RouteTable::Run(const Prepared& p) const {
           Log("checkpoint", "cannot create " + base + ": " + fec.message());
           return ErrorReply(500, "internal", "checkpoint failed");
         }
-        // One at a time: two checkpoints in one millisecond would pick the same directory
-        // between the check and the store's creating it.
-        static std::mutex checkpoint_mu;
-        std::lock_guard one_at_a_time(checkpoint_mu);
-        std::string dir = base + "/" + UtcStamp();
-        if (std::filesystem::exists(dir)) dir += "-" + std::to_string(++sequence);
+        // The name is reserved under a lock (two checkpoints in one millisecond would otherwise
+        // both pick it between the check and the store's creating it); the checkpoints run
+        // beside each other.
+        static std::mutex names_mu;
+        static std::set<std::string> reserved;
+        std::string dir;
+        {
+          std::lock_guard lock(names_mu);
+          dir = base + "/" + UtcStamp();
+          while (std::filesystem::exists(dir) || reserved.count(dir) != 0) {
+            dir = base + "/" + UtcStamp() + "-" + std::to_string(++sequence);
+          }
+          reserved.insert(dir);
+        }
         const Status st = deps_.store->Checkpoint(dir);
+        {
+          std::lock_guard lock(names_mu);
+          reserved.erase(dir);
+        }
         if (!st.ok()) {
           Log("checkpoint", st.error().code + ": " + st.error().message);
           return ErrorReply(500, "internal", "checkpoint failed");

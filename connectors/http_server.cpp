@@ -133,9 +133,9 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
       if (self->reject_) {
-        // Over the connection limit: answer without reading and close.
+        // Over the connection limit: answer without reading and close (no lingering: in a flood
+        // that would hold sockets beyond the limit).
         self->closing_ = true;
-        self->linger_ = true;
         auto slot = self->NewSlot();
         self->Finish(slot, ErrorReply(503, "overloaded", "too many connections; retry later"),
                      Meta{false, 11, Clock::now(), "rejected"});
@@ -150,6 +150,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Server stop: idle connections close now, busy ones after their current responses.
   void OnStop() {
     closing_ = true;
+    if (lingering_) return stream_.close();  // its answer is out; the rest is dropped input
     // Waiting for a request and nothing left to send: close now. Otherwise OnWrite closes once
     // the queued responses are out (the close also cancels the idle read).
     if (idle_ && queue_.empty() && !writing_) Close();
@@ -369,6 +370,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // answering a request that was not read to its end, read and drop the rest for a moment.
   void Linger() {
     linger_ = false;
+    lingering_ = true;
     stream_.expires_after(kLinger);  // on expiry the stream closes the socket
     DiscardInput(beast::error_code{}, 0);
   }
@@ -406,6 +408,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool idle_ = false;
   bool closing_ = false;
   bool linger_ = false;  // answered before the request was read to its end: Linger() on close
+  bool lingering_ = false;
 };
 
 }  // namespace

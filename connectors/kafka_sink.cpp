@@ -66,6 +66,11 @@ Result<std::unique_ptr<KafkaEventSink>> KafkaEventSink::Create(const config::Kaf
 }
 
 KafkaEventSink::~KafkaEventSink() {
+  // After Cancel() nobody waits for what is queued (a Publish that queued just after the purge
+  // has returned): purge it too rather than wait on a broker that may be down.
+  if (impl_->cancelled.load()) {
+    rd_kafka_purge(impl_->rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  }
   (void)Flush(5000);
   // Whatever is still queued fails now; the poller serves those delivery reports, so every
   // waiting Publish returns and every Pending is freed before the handle goes away.

@@ -21,6 +21,9 @@ namespace simstream::connectors {
 
 using Clock = std::chrono::steady_clock;
 
+// How long a batch that dead-lettered anything waits for the DLQ's acknowledgements.
+constexpr std::chrono::milliseconds kDlqAckWait{2000};
+
 struct KafkaSource::Impl {
   config::KafkaOptions kafka;
   engine::EventRules rules;
@@ -45,6 +48,7 @@ struct KafkaSource::Impl {
   bool revoked_for_stop = false;
   // Once stopping: how long a batch may still wait for its dead letters' acknowledgements.
   Clock::time_point dlq_wait_until = Clock::time_point::max();
+  bool dlq_stalled = false;  // poll thread: the DLQ did not answer within kDlqAckWait
 
   // ---- shared, under mu ----
   mutable std::mutex mu;
@@ -94,7 +98,8 @@ struct KafkaSource::Impl {
   // Hands what was read to the learner thread (waiting while the previous batch still waits,
   // and, when the batch dead-lettered anything, for the DLQ's acknowledgements).
   void Submit();
-  // Waits until no dead letter is outstanding; false when stopping cut the wait short.
+  // Waits until no dead letter is outstanding (at most kDlqAckWait); false when stopping cut
+  // the wait short.
   bool AwaitDeadLetters();
   // Submit(), then waits until the learner thread has applied everything handed to it.
   void Drain();
@@ -165,7 +170,15 @@ void KafkaSource::Impl::OnRebalance(rd_kafka_resp_err_t err,
         hooks.seek_offsets ? hooks.seek_offsets() : engine->NextOffsets();
     // Another instance (with its own store) may have consumed further: it committed its
     // durable offsets before giving the partition up. Start at the later of the two.
-    const std::optional<std::map<int32_t, int64_t>> committed = Committed(parts);
+    // Until they are read: starting at our own, older offsets would apply again what another
+    // instance holds. The rebalance waits meanwhile (past max.poll.interval.ms the group goes
+    // on without this member, which then rejoins).
+    std::optional<std::map<int32_t, int64_t>> committed = Committed(parts);
+    for (int attempt = 1; !committed && !stopping.load(); ++attempt) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(attempt, 10) * 200));
+      committed = Committed(parts);
+    }
+    if (!committed) committed.emplace();  // stopping: nothing more is applied
     const std::map<int32_t, int64_t> engine_next = engine->NextOffsets();
     std::map<int32_t, int64_t> taken_over;
     {
@@ -174,13 +187,7 @@ void KafkaSource::Impl::OnRebalance(rd_kafka_resp_err_t err,
         rd_kafka_topic_partition_t& p = parts->elems[i];
         auto st = stored.find(p.partition);
         int64_t offset = st != stored.end() ? st->second : RD_KAFKA_OFFSET_BEGINNING;
-        if (!committed) {
-          // Unknown: start where the group committed (librdkafka fetches it, retrying), not at
-          // our own older offset, which would apply again what another instance has. What we
-          // applied ourselves beyond it is skipped by skip_below.
-          offset = RD_KAFKA_OFFSET_INVALID;
-        } else if (auto co = committed->find(p.partition);
-                   co != committed->end() && co->second > offset) {
+        if (auto co = committed->find(p.partition); co != committed->end() && co->second > offset) {
           offset = co->second;
           taken_over[p.partition] = offset;
         }
@@ -209,6 +216,9 @@ void KafkaSource::Impl::OnRebalance(rd_kafka_resp_err_t err,
       lag.erase(parts->elems[i].partition);
     }
     stats.assigned = assigned;
+    // Eager: everything goes, and the next assignment is not known yet (an empty map now is
+    // not "no partitions, lag 0"). Cooperative: the partitions kept stay known.
+    if (!cooperative) assignment_known = false;
   }
   if (cooperative) {
     rd_kafka_error_t* e = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS
@@ -372,13 +382,27 @@ void KafkaSource::Impl::Submit() {
 
 bool KafkaSource::Impl::AwaitDeadLetters() {
   // A batch's dead-lettered offsets (and the valid events after them) are applied, then stored
-  // and committed within a flush interval: the DLQ must hold the letters first. The wait ends
-  // when each letter is acknowledged or its producer gave up on it (message.timeout.ms, counted
-  // in dlq_delivery_failures: ingestion never stops for a dead letter). One round trip per
-  // batch that has any; none for the others.
+  // and committed within a flush interval: the DLQ should hold the letters first. One round
+  // trip per batch that has any; none for the others. A DLQ that does not answer within
+  // kDlqAckWait (topic missing, not authorised, too few replicas) is not waited for again until
+  // it has drained: ingestion never stops for a dead letter, and a letter the producer finally
+  // gives up on is counted in dlq_delivery_failures.
+  if (!stopping.load() && dlq_stalled && dlq->Unacknowledged() > 0) return true;
+  dlq_stalled = false;
+  const auto until = Clock::now() + kDlqAckWait;
   for (;;) {
     if (dlq->Flush(50).ok()) return true;
-    if (stopping.load() && Clock::now() >= dlq_wait_until) return false;
+    if (stopping.load()) {
+      if (Clock::now() >= dlq_wait_until) return false;
+    } else if (Clock::now() >= until) {
+      dlq_stalled = true;
+      std::fprintf(stderr,
+                   "simstream: kafka: %llu dead letter(s) not acknowledged by %s within %lld ms; "
+                   "not waiting for it until it has caught up\n",
+                   static_cast<unsigned long long>(dlq->Unacknowledged()), dlq->topic().c_str(),
+                   static_cast<long long>(kDlqAckWait.count()));
+      return true;
+    }
   }
 }
 
@@ -536,6 +560,8 @@ void KafkaSource::Impl::ProbeLoop() {
         rd_kafka_metadata(rk.get(), /*all_topics=*/0, nullptr, &md, timeout);
     if (md != nullptr) rd_kafka_metadata_destroy(md);
     bool ok = e == RD_KAFKA_RESP_ERR_NO_ERROR;
+    // A broker answered: commits may go again, whatever the watermark requests below do.
+    if (ok) all_brokers_down.store(false);
     std::map<int32_t, int64_t> assigned_now, consumed_now;
     {
       std::lock_guard g(mu);
@@ -556,7 +582,6 @@ void KafkaSource::Impl::ProbeLoop() {
       lag_now[p] = PartitionLag(lo, hi, sought, it != consumed_now.end() ? it->second : -1);
     }
     if (ok) {
-      all_brokers_down.store(false);
       last_probe_ok_ms.store(NowMs());
       std::lock_guard g(mu);
       for (const auto& [p, l] : lag_now) {

@@ -595,6 +595,38 @@ TEST(KafkaIngest, DeadLetteredOffsetsAdvanceOnlyOnceTheDlqHasTheLetterMock) {
   EXPECT_EQ(records[0].reason, "not_json");
 }
 
+// A DLQ that does not answer (here: 150 produce requests in a row refused with a retriable
+// error, some 15 s of retries) holds ingestion at most 2 s, not until it answers.
+TEST(KafkaIngest, AnUnansweringDlqHoldsIngestionAtMostBrieflyMock) {
+  auto cluster = MockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.error().message;
+  config::Options o = MakeOptions((*cluster)->bootstrap_servers(), Unique("dlq_slow"));
+  o.kafka.batch_size = 20;
+  ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.topic, 1).ok());
+  ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.EffectiveDlqTopic(), 1).ok());
+  const auto events = MakeEvents(90, 10, kItems, 12);
+  std::vector<std::pair<std::string, std::string>> msgs;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (i % 30 == 29) msgs.emplace_back("bad", "[1,2]");  // not an object
+    msgs.emplace_back(events[i].user, engine::ToJson(events[i]));
+  }
+  ProduceRaw(o.kafka, msgs);
+  constexpr int kProduce = 0, kNotEnoughReplicas = 19;
+  (*cluster)->FailNextRequests(kProduce, std::vector<int>(150, kNotEnoughReplicas));
+  engine::Engine engine(o);
+  auto src = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), engine, {});
+  ASSERT_TRUE(src.ok());
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE((*src)->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return engine.events_applied() == events.size(); }, 60s))
+      << engine.events_applied();
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, 10s);
+  EXPECT_GT((*src)->Stats().dlq_unacknowledged, 0u);  // the DLQ is still retrying
+  EXPECT_EQ(engine.NextOffsets().at(0), static_cast<int64_t>(msgs.size()));
+  EXPECT_TRUE((*src)->Stop().ok());
+}
+
 // /readyz reads TotalLag(): while a member joins the group with a backlog waiting, its lag is
 // unknown, not 0; once each assigned partition is probed it is the backlog; an empty
 // assignment (more members than partitions) is a lag of 0.

@@ -140,10 +140,9 @@ int Serve(const config::Options& opts, const sigset_t& stop_signals,
   // Stop taking more from Kafka while a failed write waits for its retry, or while the writer
   // is a whole flush behind the learner (bounded memory).
   hooks.backpressure = [&flusher] { return flusher.Behind(); };
-  hooks.durable_offsets = [&st] {
-    auto stored = st.SyncedOffsets();  // committed to Kafka: must outlive a power loss too
-    return stored.ok() ? stored.value() : std::map<int32_t, int64_t>{};
-  };
+  // Committed to Kafka, so they must outlive a power loss too: written and WAL-synced, by the
+  // flusher's thread (the fsync never waits in the consumer's path).
+  hooks.durable_offsets = [&flusher] { return flusher.SyncedOffsets(); };
   connectors::KafkaSourceOptions source_opts;
   source_opts.close_timeout_ms = 2500;
   auto source = connectors::KafkaSource::Create(opts.kafka, engine::EventRulesFrom(opts), *engine,

@@ -67,14 +67,34 @@ Flusher::Flusher(engine::Engine& engine, StateStore& store, const config::Storag
   // What the engine holds now was loaded from the store: it is durable. (Counting it as not
   // durable would have Behind() pause a restarted consumer until the first flush.)
   stats_.events_flushed = engine_.events_applied();
+  written_offsets_ = synced_offsets_ = engine_.NextOffsets();
 }
 
 Flusher::~Flusher() {
   if (!stopped_) (void)Stop();
 }
 
-Status Flusher::FlushNow() {
+std::map<int32_t, int64_t> Flusher::SyncedOffsets() const {
+  std::lock_guard lock(stats_mu_);
+  return synced_offsets_;
+}
+
+Status Flusher::Flush(bool sync) {
   std::lock_guard lock(flush_mu_);
+  // After the write below (or with nothing to write): everything written is in the synced WAL.
+  const auto sync_written = [&]() -> Status {
+    const auto now = std::chrono::steady_clock::now();
+    if (!sync && now - last_sync_ < std::chrono::seconds(1)) return Status::Ok();
+    {
+      std::lock_guard stats_lock(stats_mu_);
+      if (synced_offsets_ == written_offsets_) return Status::Ok();
+    }
+    if (Status st = store_.SyncWal(); !st.ok()) return st;
+    last_sync_ = now;
+    std::lock_guard stats_lock(stats_mu_);
+    synced_offsets_ = written_offsets_;
+    return Status::Ok();
+  };
   const auto start = std::chrono::steady_clock::now();
   engine::ChangeSet& cs = taken_;
   cs.Recycle();
@@ -87,7 +107,7 @@ Status Flusher::FlushNow() {
   // stats_ changes only here, under flush_mu_: reading it without stats_mu_ is safe.
   if (cs.empty() && stats_.flushes > 0 && cs.events_applied == stats_.events_flushed &&
       cs.next_offsets == last_offsets_)
-    return Status::Ok();
+    return sync_written();
   Status st = store_.Write(cs);
   if (!st.ok()) {
     pending_ = std::exchange(cs, engine::ChangeSet());
@@ -100,16 +120,19 @@ Status Flusher::FlushNow() {
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   last_offsets_ = cs.next_offsets;
-  std::lock_guard stats_lock(stats_mu_);
-  ++stats_.flushes;
-  stats_.last_latency_ms = ms;
-  stats_.last_rows = cs.users.size() + cs.items.size();
-  stats_.rows_written += stats_.last_rows;
-  stats_.edges_written += cs.edges.size();
-  stats_.events_flushed = cs.events_applied;
-  stats_.pending = false;
-  stats_.last_error.reset();
-  return Status::Ok();
+  for (const auto& [p, next] : cs.next_offsets) written_offsets_[p] = next;
+  {
+    std::lock_guard stats_lock(stats_mu_);
+    ++stats_.flushes;
+    stats_.last_latency_ms = ms;
+    stats_.last_rows = cs.users.size() + cs.items.size();
+    stats_.rows_written += stats_.last_rows;
+    stats_.edges_written += cs.edges.size();
+    stats_.events_flushed = cs.events_applied;
+    stats_.pending = false;
+    stats_.last_error.reset();
+  }
+  return sync_written();
 }
 
 uint64_t Flusher::NotDurable() const {
@@ -182,7 +205,7 @@ void Flusher::Run() {
     if (stop_) break;
     due_ = false;
     lock.unlock();
-    const Status st = FlushNow();
+    const Status st = Flush(/*sync=*/false);
     if (!st.ok()) {
       // No caller to return it to: say it once per failure (stats() keeps it for /metrics).
       std::fprintf(stderr, "simstream: storage flush failed, changes kept for retry: %s: %s\n",

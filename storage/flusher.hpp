@@ -56,8 +56,9 @@ class Flusher {
   Flusher(const Flusher&) = delete;
   Flusher& operator=(const Flusher&) = delete;
 
-  // Takes the engine's changes and writes them (with any kept failed changes) in one batch.
-  [[nodiscard]] Status FlushNow();
+  // Takes the engine's changes and writes them (with any kept failed changes) in one batch,
+  // then fsyncs the store's WAL (StateStore::SyncWal), so SyncedOffsets() covers the write.
+  [[nodiscard]] Status FlushNow() { return Flush(/*sync=*/true); }
   // The size trigger, on the caller's thread: flushes when at least storage.flush_max_dirty
   // events were applied since the last successful flush. Else does nothing.
   [[nodiscard]] Status MaybeFlush();
@@ -73,8 +74,14 @@ class Flusher {
   // Stops the background thread and flushes once more; returns that flush's status.
   Status Stop();
   FlushStats stats() const;
+  // The stored offsets that a power loss cannot take back: those of the last write followed
+  // by a WAL sync (FlushNow always syncs; the background thread at most once per second, so
+  // the fsync never waits in the consumer's path). What may be committed to Kafka.
+  std::map<int32_t, int64_t> SyncedOffsets() const;
 
  private:
+  // A write as FlushNow's; the WAL is synced when `sync`, or a second after the last sync.
+  Status Flush(bool sync);
   void Run();
   uint64_t NotDurable() const;  // events applied since the last successful flush
   uint64_t Trigger() const;     // storage.flush_max_dirty, at least 1
@@ -90,11 +97,14 @@ class Flusher {
   // the last write keep their memory for the next one.
   engine::ChangeSet taken_;
   std::optional<engine::ChangeSet> pending_;
-  std::map<int32_t, int64_t> last_offsets_;  // of the last successful write
+  std::map<int32_t, int64_t> last_offsets_;     // of the last successful write
+  std::map<int32_t, int64_t> written_offsets_;  // every successful write's, merged
+  std::chrono::steady_clock::time_point last_sync_{};
   // Written only by FlushNow (under flush_mu_ and stats_mu_), so FlushNow reads it without
   // stats_mu_; everyone else reads it under stats_mu_.
   mutable std::mutex stats_mu_;
   FlushStats stats_;
+  std::map<int32_t, int64_t> synced_offsets_;  // under stats_mu_
   std::mutex thread_mu_;
   std::condition_variable wake_;
   bool stop_ = false;

@@ -50,10 +50,9 @@ class StateStore {
   virtual int dim() const = 0;
   // Stored next offsets of the configured topic, per partition (empty for a new store).
   [[nodiscard]] virtual Result<std::map<int32_t, int64_t>> Offsets() const = 0;
-  // Offsets() made durable against a power loss as well (RocksDB: read, then fsync the WAL):
-  // the offsets that may be committed to Kafka. A consumer starts at the later of its stored
-  // and the committed offsets, so a committed offset the store lost would skip events.
-  [[nodiscard]] virtual Result<std::map<int32_t, int64_t>> SyncedOffsets() { return Offsets(); }
+  // Makes everything written so far survive a power loss too (RocksDB: fsync the WAL). The
+  // Flusher calls it so that the offsets committed to Kafka are never ahead of the disk.
+  [[nodiscard]] virtual Status SyncWal() { return Status::Ok(); }
   // Stored number of applied events (0 for a new store).
   [[nodiscard]] virtual Result<uint64_t> EventsApplied() const = 0;
   // A consistent copy of the live state in `dir` (must not exist). RocksDB: Checkpoint.
@@ -80,8 +79,8 @@ class StateStore {
 // loses nothing written, while a power loss or kernel crash may lose the last writes of the OS
 // page cache. That is safe: the stored offsets always match the stored rows, so the events after
 // them are consumed again from Kafka. Only the re-consumption window grows. The offsets
-// committed to Kafka come from SyncedOffsets(), so they are never ahead of what a power loss
-// leaves stored.
+// committed to Kafka come from Flusher::SyncedOffsets() (written, then SyncWal()), so they are
+// never ahead of what a power loss leaves stored.
 //
 // Thread safety: Write, LoadInto and the readers may be called from different threads; the
 // flusher serialises writes.

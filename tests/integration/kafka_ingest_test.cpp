@@ -311,10 +311,7 @@ struct DurableInstance {
     h.before_revoke = [this] { return flusher->FlushNow(); };
     h.after_batch = [this] { (void)flusher->MaybeFlush(); };
     h.backpressure = [this] { return flusher->stats().pending; };
-    h.durable_offsets = [this] {
-      auto stored = store->SyncedOffsets();
-      return stored.ok() ? stored.value() : std::map<int32_t, int64_t>{};
-    };
+    h.durable_offsets = [this] { return flusher->SyncedOffsets(); };
     auto src = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), *engine, h);
     EXPECT_TRUE(src.ok()) << src.error().message;
     if (src.ok()) source = std::move(src.value());

@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <random>
+#include <thread>
 
 #include "engine/generator.hpp"
 #include "storage/codec.hpp"
@@ -57,8 +59,18 @@ class RecordingStore final : public StateStore {
   Status Checkpoint(const std::string& dir) override { return inner_->Checkpoint(dir); }
   uint64_t SizeBytes() const override { return inner_->SizeBytes(); }
   Status PurgeDeleted() override { return Status::Ok(); }
+  Status SyncWal() override {
+    ++syncs;
+    if (fail_sync > 0) {
+      --fail_sync;
+      return Error{"storage_io", "fsync failed (simulated)"};
+    }
+    return Status::Ok();
+  }
 
   int fail_next = 0;
+  std::atomic<int> syncs{0};
+  int fail_sync = 0;
   std::vector<engine::ChangeSet> batches;
 
  private:
@@ -87,6 +99,50 @@ TEST(Flusher, HotRowIsWrittenOncePerFlush) {
   // Nothing new: no second write.
   ASSERT_TRUE(flusher.FlushNow().ok());
   EXPECT_EQ(store.batches.size(), 1u);
+}
+
+// The offsets committed to Kafka: only those of a write followed by a WAL sync. FlushNow syncs
+// every time; the background thread at most once a second, off the consumer's path.
+TEST(Flusher, SyncedOffsetsFollowOnlySyncedWrites) {
+  config::Options o = SmallOptions();
+  o.storage.flush_interval_ms = 10;
+  const auto ev = Stream(3000, 4);
+  engine::Engine e(o);
+  RecordingStore store(o);
+  Flusher flusher(e, store, o.storage);
+  EXPECT_TRUE(flusher.SyncedOffsets().empty());
+  ApplyRange(e, ev, 0, 1000);
+  ASSERT_TRUE(flusher.FlushNow().ok());
+  EXPECT_EQ(store.syncs.load(), 1);
+  EXPECT_EQ(flusher.SyncedOffsets(), (std::map<int32_t, int64_t>{{0, 1000}}));
+  // Written but the sync failed: not committable yet; the next FlushNow syncs it.
+  ApplyRange(e, ev, 1000, 2000);
+  store.fail_sync = 1;
+  EXPECT_FALSE(flusher.FlushNow().ok());
+  EXPECT_EQ(store.Offsets().value(), (std::map<int32_t, int64_t>{{0, 2000}}));
+  EXPECT_EQ(flusher.SyncedOffsets(), (std::map<int32_t, int64_t>{{0, 1000}}));
+  ASSERT_TRUE(flusher.FlushNow().ok());
+  EXPECT_EQ(flusher.SyncedOffsets(), (std::map<int32_t, int64_t>{{0, 2000}}));
+  ASSERT_TRUE(flusher.FlushNow().ok());  // nothing new: no sync either
+  EXPECT_EQ(store.syncs.load(), 3);
+  // The background thread writes every 10 ms but syncs at most once a second.
+  flusher.Start();
+  const auto start = std::chrono::steady_clock::now();
+  for (size_t i = 2000; i < 3000; i += 50) {
+    ApplyRange(e, ev, i, i + 50);
+    std::this_thread::sleep_for(std::chrono::milliseconds(15));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (flusher.SyncedOffsets() != std::map<int32_t, int64_t>{{0, 3000}} &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(flusher.SyncedOffsets(), (std::map<int32_t, int64_t>{{0, 3000}}));
+  EXPECT_GT(store.batches.size(), 6u);
+  EXPECT_LE(store.syncs.load() - 3, static_cast<int>(seconds) + 1) << seconds << " s";
+  ASSERT_TRUE(flusher.Stop().ok());
 }
 
 TEST(Flusher, FailedWriteIsKeptAndRetriedWithNewerChanges) {

@@ -111,8 +111,10 @@ Result<std::vector<PublishedOffset>> KafkaEventSink::Publish(
     std::vector<PublishedOffset> offsets;
     std::string first_error;
   };
-  const Error cancelled{"kafka_unavailable", "publishing to " + impl_->topic + ": shutting down"};
-  if (impl_->cancelled.load()) return cancelled;
+  const auto cancelled = [&] {  // built only when it is the answer, not on every publish
+    return Error{"kafka_unavailable", "publishing to " + impl_->topic + ": shutting down"};
+  };
+  if (impl_->cancelled.load()) return cancelled();
   auto batch = std::make_shared<Batch>();
   batch->remaining = events.size();
   batch->offsets.resize(events.size());
@@ -141,7 +143,7 @@ Result<std::vector<PublishedOffset>> KafkaEventSink::Publish(
   // Cancel() (which may come between the check above and the queueing: hence the slices).
   while (!batch->cv.wait_for(lock, std::chrono::milliseconds(50),
                              [&] { return batch->remaining == 0; })) {
-    if (impl_->cancelled.load()) return cancelled;  // the batch outlives this call
+    if (impl_->cancelled.load()) return cancelled();  // the batch outlives this call
   }
   if (!batch->first_error.empty()) {
     return Error{"kafka_unavailable", "publishing to " + impl_->topic + ": " + batch->first_error};

@@ -64,6 +64,11 @@ constexpr size_t kMaxK = 1000;
 // levels is far beyond any real body.
 constexpr size_t kMaxJsonDepth = 64;
 
+// A POST /v1/events reply lists at most this many rejections (the first ones, by index) and
+// counts all of them in `rejected_total`: listing each element of a 1 MiB body of tiny invalid
+// events would make a reply ~40 times the size of the request.
+constexpr size_t kMaxListedRejections = 100;
+
 // Whether `text` opens more than `limit` arrays and objects at once (brackets inside strings
 // do not count). Malformed JSON is the parser's to reject; this only bounds the depth.
 bool NestsDeeperThan(std::string_view text, size_t limit) {
@@ -489,15 +494,18 @@ Reply RouteTable::Run(const Prepared& p) const {
         const bool single = doc.is_object();
         const int64_t now = NowMs();
         std::vector<engine::Event> accepted;
-        json rejected = json::array();
+        json rejected = json::array();  // the first kMaxListedRejections, by index
+        size_t rejected_total = 0;
         const auto check = [&](const json& element, size_t index) {
           auto ev = engine::ParseEvent(Dump(element), options_.event_rules, now);
           if (ev.ok()) {
             accepted.push_back(std::move(*ev));
           } else {
             metrics_.CountHttpRejected(ev.error().code);
-            rejected.push_back(json{
-                {"index", index}, {"error", ev.error().code}, {"message", ev.error().message}});
+            if (++rejected_total <= kMaxListedRejections) {
+              rejected.push_back(json{
+                  {"index", index}, {"error", ev.error().code}, {"message", ev.error().message}});
+            }
           }
         };
         if (single) {
@@ -519,7 +527,9 @@ Reply RouteTable::Run(const Prepared& p) const {
           offsets = std::move(*published);
           metrics_.CountHttpAccepted(accepted.size());
         }
-        Reply r = JsonReply(202, json{{"accepted", accepted.size()}, {"rejected", rejected}});
+        Reply r = JsonReply(202, json{{"accepted", accepted.size()},
+                                      {"rejected_total", rejected_total},
+                                      {"rejected", std::move(rejected)}});
         if (wait) {
           if (offsets.empty()) {
             FinishWait(r, true);  // nothing to wait for

@@ -440,6 +440,7 @@ TEST_F(HttpTest, PostEventsSingleArrayAndRejections) {
   ASSERT_EQ(r.status, 202) << r.body;
   EXPECT_EQ(r.Json()["accepted"], 1);
   EXPECT_EQ(r.Json()["rejected"], json::array());
+  EXPECT_EQ(r.Json()["rejected_total"], 0);
   EXPECT_FALSE(r.Json().contains("applied"));
   EXPECT_EQ(sink_->published(), static_cast<int64_t>(base_events_ + 1));
 
@@ -448,6 +449,7 @@ TEST_F(HttpTest, PostEventsSingleArrayAndRejections) {
   ASSERT_EQ(r.status, 202) << r.body;
   json j = r.Json();
   EXPECT_EQ(j["accepted"], 2);
+  EXPECT_EQ(j["rejected_total"], 4);
   ASSERT_EQ(j["rejected"].size(), 4u);
   EXPECT_EQ(j["rejected"][0]["index"], 1);
   EXPECT_EQ(j["rejected"][0]["error"], "missing_item");
@@ -459,6 +461,23 @@ TEST_F(HttpTest, PostEventsSingleArrayAndRejections) {
   EXPECT_EQ(j["rejected"][3]["error"], "not_object");
   EXPECT_EQ(sink_->published(), static_cast<int64_t>(base_events_ + 3));
   EXPECT_TRUE(engine_->GetUser("7", false).ok());  // numeric ids become strings
+
+  // A body of many invalid events: every one is counted, the first 100 are listed, and the
+  // reply stays small (listing all 100k would be ~40 times the body).
+  std::string many = "[";
+  for (int i = 0; i < 100000; ++i) many += i == 0 ? "1" : ",1";
+  many += R"(,{"user":"new3","item":"i5"}])";
+  r = Post("/v1/events", many);
+  ASSERT_EQ(r.status, 202) << r.body.substr(0, 200);
+  j = r.Json();
+  EXPECT_EQ(j["accepted"], 1);
+  EXPECT_EQ(j["rejected_total"], 100000);
+  ASSERT_EQ(j["rejected"].size(), 100u);
+  EXPECT_EQ(j["rejected"][0]["index"], 0);
+  EXPECT_EQ(j["rejected"][99]["index"], 99);
+  EXPECT_EQ(j["rejected"][99]["error"], "not_object");
+  EXPECT_LT(r.body.size(), many.size());
+  EXPECT_EQ(sink_->published(), static_cast<int64_t>(base_events_ + 4));
 
   // A single invalid event is a plain 400 with its reason.
   ExpectError(Post("/v1/events", R"({"user":"a"})"), 400, "missing_item");

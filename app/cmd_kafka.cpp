@@ -134,7 +134,25 @@ int Serve(const config::Options& opts, const sigset_t& stop_signals,
     std::fprintf(stderr, "simstream: reading stored offsets: %s\n", stored.error().message.c_str());
     return eng->NextOffsets();  // loaded from the same store at start
   };
-  hooks.before_revoke = [&flusher] { return flusher.FlushNow(); };
+  // Set once a stop signal arrived: the partitions the stop hands over go with the process.
+  std::atomic<bool> stopping{false};
+  hooks.before_revoke = [&flusher, &stopping] {
+    Status flushed = flusher.FlushNow();
+    if (!flushed.ok() && !stopping.load()) {
+      // The next owner starts at the last offsets stored and committed, so it applies again
+      // what this process applied since. Kept in memory, those events would be stored here too
+      // by the next successful flush: applied twice in the group. Stop now, storing nothing
+      // more; a restart reloads the stored state and rejoins.
+      std::fprintf(stderr,
+                   "simstream: fatal: the state could not be stored before partitions were "
+                   "handed over (%s: %s); exiting without storing anything more, so that no "
+                   "event is applied twice; restart to reload the stored state\n",
+                   flushed.error().code.c_str(), flushed.error().message.c_str());
+      std::fflush(stderr);
+      std::_Exit(kExitStateNotStored);
+    }
+    return flushed;
+  };
   // The size trigger wakes the flusher's thread: RocksDB writes beside the learner.
   hooks.after_batch = [&flusher] { flusher.Nudge(); };
   // Stop taking more from Kafka while a failed write waits for its retry, or while the writer
@@ -198,6 +216,7 @@ int Serve(const config::Options& opts, const sigset_t& stop_signals,
     sig = sigtimedwait(&stop_signals, nullptr, &tick);
   }
   std::fprintf(stderr, "simstream: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  stopping = true;
   const auto t0 = Clock::now();
   (*server)->Stop();                    // no new requests
   Status consumer = (*source)->Stop();  // applies what was read, flushes, leaves the group

@@ -1,5 +1,6 @@
 // simstream: the composition root. Parses the command line and dispatches to a subcommand;
 // the subcommands wire the libraries together, and no algorithm lives in app/.
+#include <csignal>
 #include <cstdio>
 
 #include "app/commands.hpp"
@@ -15,6 +16,9 @@ int Fail(const Error& e) {
 
 int main(int argc, char** argv) {
   using namespace simstream::app;
+  // A write past RLIMIT_FSIZE is an EFBIG error for the storage layer to report, not a signal
+  // that kills the daemon mid-write.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App cli{"simstream: a streaming recommender similarity engine"};
   cli.require_subcommand(1);
   std::vector<Command> commands;

@@ -81,10 +81,9 @@ void WriteConfig(const fs::path& path, const std::string& brokers, const std::st
 // One life of `simstream serve`: stdout and stderr go to its own log.
 class Daemon {
  public:
-  Daemon(const fs::path& config, const fs::path& log)
-      : log_(log),
-        child_({SIMSTREAM_BINARY, "serve", "--config", config.string()}, log,
-               ChildProcess::Log::kTruncate) {}
+  // `prefix`: a command the daemon runs under (e.g. prlimit and its options).
+  Daemon(const fs::path& config, const fs::path& log, std::vector<std::string> prefix = {})
+      : log_(log), child_(Argv(std::move(prefix), config), log, ChildProcess::Log::kTruncate) {}
 
   bool started() const { return child_.running(); }
   std::string log() const { return ReadFile(log_); }
@@ -103,6 +102,9 @@ class Daemon {
 
   void Kill() { (void)child_.Kill(SIGKILL); }
 
+  // Its wait status if it ended within `timeout` (then it is reaped).
+  std::optional<int> Wait(std::chrono::milliseconds timeout) { return child_.WaitFor(timeout); }
+
   // SIGTERM; the exit status (-1 unless it exited by itself within `timeout`).
   int Terminate(std::chrono::milliseconds timeout) {
     if (!child_.running()) return -1;
@@ -113,6 +115,12 @@ class Daemon {
   }
 
  private:
+  static std::vector<std::string> Argv(std::vector<std::string> prefix, const fs::path& config) {
+    for (const char* a : {SIMSTREAM_BINARY, "serve", "--config"}) prefix.emplace_back(a);
+    prefix.push_back(config.string());
+    return prefix;
+  }
+
   fs::path log_;
   ChildProcess child_;  // killed (SIGKILL) and reaped on destruction
   std::optional<int> port_;
@@ -368,6 +376,91 @@ TEST(KafkaServe, SigtermWithTheBrokerDownStopsWithinFiveSecondsMock) {
   EXPECT_LT(took, 5s) << d.log();
   EXPECT_NE(posted.status, 202) << posted.body;  // never told it was accepted
   ExpectStoredExactly(data, topic, events);
+}
+
+// A member whose store fails (here: RocksDB's WAL outgrows the file-size limit the daemon
+// runs under, a real EFBIG) cannot store what it applied before a rebalance hands its
+// partitions over. The next owner reads those events again from the committed offsets, so the
+// member must not keep them: it exits at once (75, EX_TEMPFAIL) instead of storing them later.
+// Nothing is lost: the other member applies everything past what the first one stored.
+TEST(KafkaServe, AMemberThatCannotStoreBeforeARebalanceExitsRatherThanKeepItsEventsMock) {
+  auto cluster = MockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.error().message;
+  const std::string topic = Unique("unstorable");
+  ASSERT_TRUE((*cluster)->CreateTopic(topic, 2).ok());
+  TempDir tmp;
+  const fs::path data_a = tmp.dir / "a", data_b = tmp.dir / "b";
+  WriteConfig(tmp.dir / "a.json", (*cluster)->bootstrap_servers(), topic, data_a);
+  WriteConfig(tmp.dir / "b.json", (*cluster)->bootstrap_servers(), topic, data_b);
+  const auto events = MakeEvents(8000, 80, kItems, 29);
+  const auto first = std::vector<engine::Event>(events.begin(), events.begin() + 4000);
+  const auto second = std::vector<engine::Event>(events.begin() + 4000, events.end());
+
+  Daemon a(tmp.dir / "a.json", tmp.dir / "a.log", {"/usr/bin/prlimit", "--fsize=393216", "--"});
+  ASSERT_TRUE(a.started());
+  Publish((*cluster)->bootstrap_servers(), topic, first);
+  // Its writes fail from some point on; it keeps what it applied, waiting for a retry (and
+  // stops consuming: backpressure).
+  ASSERT_TRUE(
+      WaitFor([&] { return a.log().find("storage flush failed") != std::string::npos; }, 60s))
+      << a.log();
+  ASSERT_TRUE(a.Alive()) << a.log();
+  const uint64_t applied_by_a = Applied(a).value_or(0);
+
+  Daemon b(tmp.dir / "b.json", tmp.dir / "b.log");
+  ASSERT_TRUE(b.started());
+  // The rebalance B's join causes: A cannot store before handing a partition over.
+  std::optional<int> status;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        status = a.Wait(200ms);
+        return status.has_value();
+      },
+      60s))
+      << "A kept running after a failed flush before a revocation:\n"
+      << a.log();
+  EXPECT_EQ(ExitCode(*status), 75) << a.log();
+  EXPECT_NE(a.log().find("could not be stored before partitions were handed over"),
+            std::string::npos)
+      << a.log();
+
+  // B owns both partitions now, from what A committed, and gets the rest of the stream.
+  Publish((*cluster)->bootstrap_servers(), topic, second);
+  config::Options o = ModelOptions();
+  o.storage.path = data_a.string();
+  uint64_t stored_by_a = 0;
+  {
+    auto store = storage::OpenRocksDbStore(o.storage, o.model, topic);
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    engine::Engine e(o);
+    ASSERT_TRUE((*store)->LoadInto(e).ok());
+    stored_by_a = e.events_applied();
+  }
+  EXPECT_LT(stored_by_a, applied_by_a);  // it had applied events it could not store
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto n = Applied(b);
+        return n && *n + stored_by_a >= events.size();
+      },
+      120s))
+      << "B applied " << Applied(b).value_or(0) << ", A stored " << stored_by_a << "\n"
+      << b.log();
+  EXPECT_EQ(b.Terminate(10s), 0) << b.log();
+  // Every event is stored by one member or the other; B's offsets reach the end.
+  o.storage.path = data_b.string();
+  auto store = storage::OpenRocksDbStore(o.storage, o.model, topic);
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  engine::Engine e(o);
+  ASSERT_TRUE((*store)->LoadInto(e).ok());
+  EXPECT_GE(e.events_applied() + stored_by_a, events.size());
+  auto offsets = (*store)->Offsets();
+  ASSERT_TRUE(offsets.ok());
+  int64_t end = 0;
+  for (const auto& [p, next] : offsets.value()) end += next;
+  EXPECT_EQ(end, static_cast<int64_t>(events.size()));
+  std::printf("A stored %llu events before its store failed; B applied %llu\n",
+              static_cast<unsigned long long>(stored_by_a),
+              static_cast<unsigned long long>(e.events_applied()));
 }
 
 TEST(KafkaServe, KilledWithSigkillMidStreamAndRestartedLosesAndRepeatsNothingMock) {

@@ -84,13 +84,11 @@ Status Flusher::Flush(bool sync) {
   // After the write below (or with nothing to write): everything written is in the synced WAL.
   const auto sync_written = [&]() -> Status {
     const auto now = std::chrono::steady_clock::now();
+    if (!unsynced_write_) return Status::Ok();
     if (!sync && now - last_sync_ < std::chrono::seconds(1)) return Status::Ok();
-    {
-      std::lock_guard stats_lock(stats_mu_);
-      if (synced_offsets_ == written_offsets_) return Status::Ok();
-    }
     if (Status st = store_.SyncWal(); !st.ok()) return st;
     last_sync_ = now;
+    unsynced_write_ = false;
     std::lock_guard stats_lock(stats_mu_);
     synced_offsets_ = written_offsets_;
     return Status::Ok();
@@ -119,6 +117,7 @@ Status Flusher::Flush(bool sync) {
   }
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  unsynced_write_ = true;
   last_offsets_ = cs.next_offsets;
   for (const auto& [p, next] : cs.next_offsets) written_offsets_[p] = next;
   {

@@ -100,6 +100,9 @@ class Flusher {
   std::map<int32_t, int64_t> last_offsets_;     // of the last successful write
   std::map<int32_t, int64_t> written_offsets_;  // every successful write's, merged
   std::chrono::steady_clock::time_point last_sync_{};
+  // A successful write not yet followed by a successful WAL sync (under flush_mu_). Not the
+  // offsets: a forget changes rows but no offset, and DELETE promises it is on disk.
+  bool unsynced_write_ = false;
   // Written only by FlushNow (under flush_mu_ and stats_mu_), so FlushNow reads it without
   // stats_mu_; everyone else reads it under stats_mu_.
   mutable std::mutex stats_mu_;

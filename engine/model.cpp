@@ -474,7 +474,9 @@ void OnlineModel::Observe(const Interaction& x) {
       recent_positives_[recent_pos_next_] = x.item;
       recent_pos_next_ = (recent_pos_next_ + 1) % kRecentPositives;
     }
-    if (first_time) m.sketch.Add(x.item);  // MinHash is idempotent: skip the hashing
+    // Every positive event, not only an item's first: an item disliked first and liked later
+    // belongs to the user's positive set too. MinHash is idempotent, so repeats change nothing.
+    m.sketch.Add(x.item);
   }
 
   // Recent history, most recent first (negative feedback kept with its sign).

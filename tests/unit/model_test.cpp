@@ -343,6 +343,18 @@ TEST(OnlineModelTest, EmbeddingScorerScoresArePairScores) {
   }
 }
 
+// An item disliked first and liked later is in the user's positive set (Jaccard's sketch),
+// as it is for a user who only liked it.
+TEST(OnlineModelTest, AnItemLikedAfterADislikeEntersTheJaccardSketch) {
+  OnlineModel model(Options("bpr", "embedding"));
+  model.Observe(Interaction{.user = 0, .item = 0, .weight = -1.0f, .rng_key = 1});
+  EXPECT_TRUE(model.Sketch(0).empty());
+  model.Observe(Interaction{.user = 0, .item = 0, .weight = 1.0f, .rng_key = 2});
+  model.Observe(Interaction{.user = 1, .item = 0, .weight = 1.0f, .rng_key = 3});
+  ASSERT_FALSE(model.Sketch(0).empty());
+  EXPECT_EQ(model.Sketch(0).EstimateJaccard(model.Sketch(1)), 1.0);
+}
+
 // ---- (c) unknown users ----
 
 TEST(OnlineModelTest, UnknownUserGetsPopularity) {

@@ -323,7 +323,7 @@ std::vector<Binding> MakeBindings() {
        .key = "temperature",
        .field = At(&Options::model, &ModelOptions::temperature),
        .doc = "Temperature of the sampled softmax loss.",
-       .range = LeftOpen(0, 100)},
+       .range = Closed(1e-3, 100)},
       {.section = "model",
        .key = "init_scale",
        .field = At(&Options::model, &ModelOptions::init_scale),
@@ -339,11 +339,12 @@ std::vector<Binding> MakeBindings() {
        .key = "event_weights",
        .field = At(&Options::model, &ModelOptions::event_weights),
        .doc = "Weight of each event type; a negative weight is negative feedback.",
-       .check_doc = "Weights must be finite numbers."},
+       .range = Closed(-kMaxAbsEventWeight, kMaxAbsEventWeight)},
       {.section = "model",
        .key = "default_event_weight",
        .field = At(&Options::model, &ModelOptions::default_event_weight),
-       .doc = "Weight of an event without a type (and of unknown types when accepted)."},
+       .doc = "Weight of an event without a type (and of unknown types when accepted).",
+       .range = Closed(-kMaxAbsEventWeight, kMaxAbsEventWeight)},
       {.section = "model",
        .key = "scorer",
        .field = At(&Options::model, &ModelOptions::scorer),
@@ -385,7 +386,7 @@ std::vector<Binding> MakeBindings() {
        .key = "popularity_half_life_events",
        .field = At(&Options::model, &ModelOptions::popularity_half_life_events),
        .doc = "Half-life of item popularity, in events of the whole stream.",
-       .range = LeftOpen(0, 1e12)},
+       .range = Closed(1, 1e12)},
       {.section = "model",
        .key = "seed",
        .field = At(&Options::model, &ModelOptions::seed),
@@ -405,7 +406,7 @@ std::vector<Binding> MakeBindings() {
        .key = "popularity_half_life_events",
        .field = At(&Options::eval, &EvalOptions::popularity_half_life_events),
        .doc = "Half-life of the popularity baseline, in events of the whole stream.",
-       .range = LeftOpen(0, 1e12)},
+       .range = Closed(1, 1e12)},
       // index
       {.section = "index",
        .key = "kind",
@@ -615,6 +616,10 @@ std::optional<std::string> Check(const Binding& b, const DoubleMap& value) {
     if (name.empty()) return b.info.name + ": names must not be empty";
     if (!std::isfinite(weight)) {
       return b.info.name + "[" + json(name).dump() + "]: must be a finite number";
+    }
+    if (b.range && !b.range->Contains(weight)) {
+      return b.info.name + "[" + json(name).dump() + "]: " + FormatNumber(weight) +
+             " is out of range; allowed " + b.range->ToString();
     }
   }
   return std::nullopt;
@@ -898,6 +903,12 @@ Status Validate(const Options& opts) {
     std::optional<std::string> error =
         std::visit([&](const auto& accessor) { return Check(b, accessor.read(opts)); }, b.field);
     if (error) return Invalid(std::move(*error));
+  }
+  if (opts.index.kind == "hnsw" && opts.index.maintenance_interval_ms == 0) {
+    // Only the maintainer builds an index: with it off, "hnsw" would silently stay exact.
+    return Invalid(
+        "index.kind: \"hnsw\" needs index.maintenance_interval_ms > 0 (the maintainer builds "
+        "the index); use \"exact\" to run without it");
   }
   if (opts.kafka.EffectiveDlqTopic() == opts.kafka.topic) {
     // Dead-lettering into the input topic would feed every bad event back in forever.

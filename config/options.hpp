@@ -11,6 +11,10 @@
 
 namespace simstream::config {
 
+// Largest accepted |weight| of an event (engine::kMaxAbsWeight): beyond it one event could
+// swamp the learner. Configured weights are held to it too.
+inline constexpr double kMaxAbsEventWeight = 1000.0;
+
 struct KafkaOptions {
   // Bootstrap servers, comma-separated. Default: "localhost:9092".
   std::string brokers = "localhost:9092";

@@ -14,7 +14,7 @@ namespace simstream::engine {
 // Longest accepted user or item id, in bytes.
 inline constexpr size_t kMaxIdBytes = 256;
 // Largest accepted |weight| of an event: beyond it one event could swamp the learner.
-inline constexpr double kMaxAbsWeight = 1000.0;
+inline constexpr double kMaxAbsWeight = config::kMaxAbsEventWeight;
 
 // One validated interaction. `weight` is already resolved: the explicit "weight" if given,
 // else the weight of "type" in model.event_weights, else the default weight.

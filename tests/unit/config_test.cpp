@@ -85,7 +85,7 @@ const std::vector<ExpectedRange> kExpectedRanges = {
     {"model.l2", 0, 1, false},
     {"model.popular_negative_share", 0, 1, false},
     {"model.margin", 0, 10, false},
-    {"model.temperature", 0, 100, true},
+    {"model.temperature", 1e-3, 100, false},
     {"model.init_scale", 0, 10, true},
     {"model.history_half_life_events", 0, 1e9, true},
     {"model.cooccurrence_window", 0, 10000, false},
@@ -94,10 +94,11 @@ const std::vector<ExpectedRange> kExpectedRanges = {
     {"model.mix_candidates", 0, 1024, false},
     {"model.mix_every", 1, 1000000, false},
     {"model.neighbour_shrinkage", 0, 1e6, false},
-    {"model.popularity_half_life_events", 0, 1e12, true},
+    {"model.popularity_half_life_events", 1, 1e12, false},
+    {"model.default_event_weight", -1000, 1000, false},
     {"model.minhash_size", 1, 4096, false},
     {"eval.k", 1, 1000, false},
-    {"eval.popularity_half_life_events", 0, 1e12, true},
+    {"eval.popularity_half_life_events", 1, 1e12, false},
     {"index.hnsw_min_size", 0, 1e10, false},
     {"index.m", 2, 256, false},
     {"index.ef_construction", 1, 4096, false},
@@ -429,7 +430,7 @@ TEST(ConfigErrors, OutOfRangeNamesTheRange) {
 // Every bounded key accepts its bounds and rejects just outside them, checked against the
 // independent table above; every unbounded numeric key is one we meant to leave unbounded.
 TEST(ConfigErrors, EveryRangeMatchesTheSpecAtItsBoundaries) {
-  const std::set<std::string> unbounded = {"model.seed", "model.default_event_weight"};
+  const std::set<std::string> unbounded = {"model.seed"};
   size_t checked = 0;
   for (const KeyInfo& info : Keys()) {
     if (info.type != KeyType::kInt64 && info.type != KeyType::kDouble) continue;
@@ -523,6 +524,23 @@ TEST(ConfigValidate, CrossFieldAndProgrammaticOptions) {
   opts = Options{};
   opts.model.default_event_weight = std::numeric_limits<double>::infinity();
   EXPECT_TRUE(Fails(Validate(opts), {"model.default_event_weight", "finite"}));
+  // Configured weights are held to the range events are validated against: a default of 5000
+  // would dead-letter every event without a weight.
+  opts = Options{};
+  opts.model.event_weights["buy"] = 1000.5;
+  EXPECT_TRUE(Fails(Validate(opts), {"model.event_weights[\"buy\"]", "[-1000, 1000]"}));
+  opts.model.event_weights["buy"] = -1000;
+  EXPECT_TRUE(Validate(opts).ok());
+  EXPECT_TRUE(
+      Fails(AsStatus(Load("", std::vector<std::string>{}, {"model.default_event_weight=5000"})),
+            {"model.default_event_weight", "[-1000, 1000]"}));
+  // Only the maintainer builds an HNSW index: "hnsw" with it off would silently stay exact.
+  EXPECT_TRUE(Fails(AsStatus(Load("", std::vector<std::string>{},
+                                  {"index.kind=hnsw", "index.maintenance_interval_ms=0"})),
+                    {"index.kind", "index.maintenance_interval_ms"}));
+  EXPECT_TRUE(
+      Load("", std::vector<std::string>{}, {"index.kind=exact", "index.maintenance_interval_ms=0"})
+          .ok());
   opts = Options{};
   opts.model.dim = 0;
   EXPECT_TRUE(Fails(Validate(opts), {"model.dim", "[1, 1024]"}));

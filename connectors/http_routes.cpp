@@ -64,11 +64,6 @@ constexpr size_t kMaxK = 1000;
 // levels is far beyond any real body.
 constexpr size_t kMaxJsonDepth = 64;
 
-// A POST /v1/events reply lists at most this many rejections (the first ones, by index) and
-// counts all of them in `rejected_total`: listing each element of a 1 MiB body of tiny invalid
-// events would make a reply ~40 times the size of the request.
-constexpr size_t kMaxListedRejections = 100;
-
 // Whether `text` opens more than `limit` arrays and objects at once (brackets inside strings
 // do not count). Malformed JSON is the parser's to reject; this only bounds the depth.
 bool NestsDeeperThan(std::string_view text, size_t limit) {
@@ -494,7 +489,7 @@ Reply RouteTable::Run(const Prepared& p) const {
         const bool single = doc.is_object();
         const int64_t now = NowMs();
         std::vector<engine::Event> accepted;
-        json rejected = json::array();  // the first kMaxListedRejections, by index
+        json rejected = json::array();  // the first max_listed_rejections, by index
         size_t rejected_total = 0;
         const auto check = [&](const json& element, size_t index) {
           auto ev = engine::ParseEvent(Dump(element), options_.event_rules, now);
@@ -502,7 +497,7 @@ Reply RouteTable::Run(const Prepared& p) const {
             accepted.push_back(std::move(*ev));
           } else {
             metrics_.CountHttpRejected(ev.error().code);
-            if (++rejected_total <= kMaxListedRejections) {
+            if (++rejected_total <= options_.max_listed_rejections) {
               rejected.push_back(json{
                   {"index", index}, {"error", ev.error().code}, {"message", ev.error().message}});
             }

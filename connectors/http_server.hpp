@@ -57,6 +57,10 @@ struct HttpServerOptions {
   int64_t drain_timeout_ms = 5000;
   // Validation of POSTed events (the same rules the stream consumer applies).
   engine::EventRules event_rules;
+  // Rejections a POST /v1/events reply lists (the first ones, by index; `rejected_total`
+  // counts them all). Listing each element of a 1 MiB body of tiny invalid events would make
+  // a reply ~40 times the request. Default: 100.
+  size_t max_listed_rejections = 100;
 };
 
 // What the server serves and whom it tells. Only `engine` is required; the pointers must

@@ -797,8 +797,14 @@ void OnlineModel::ImportItem(uint32_t i, const ItemState& s) {
 void OnlineModel::ImportGlobal(const GlobalState& g) {
   clock_ = g.clock;
   pop_anchor_ = g.pop_anchor;
+  // The ring is written at recent_pos_next_ once full: a stored state that decodes but does
+  // not fit this build's ring (another ring size, a damaged value) is cut to fit, never
+  // indexed out of bounds.
   recent_positives_ = g.recent_positives;
-  recent_pos_next_ = g.recent_pos_next;
+  if (recent_positives_.size() > kRecentPositives) recent_positives_.resize(kRecentPositives);
+  recent_pos_next_ = recent_positives_.size() == kRecentPositives
+                         ? static_cast<size_t>(g.recent_pos_next % kRecentPositives)
+                         : 0;
   mix_ = g.mix;
   mix_grad_sq_ = g.mix_grad_sq;
 }

@@ -355,6 +355,25 @@ TEST(OnlineModelTest, AnItemLikedAfterADislikeEntersTheJaccardSketch) {
   EXPECT_EQ(model.Sketch(0).EstimateJaccard(model.Sketch(1)), 1.0);
 }
 
+// A stored ring position that does not fit the ring (a damaged value, another build's ring
+// size) is cut to fit: the next positive event writes inside the ring.
+TEST(OnlineModelTest, ImportedPopularityRingIsCutToFit) {
+  OnlineModel model(Options("bpr", "embedding"));
+  model.Observe(Interaction{.user = 0, .item = 1, .rng_key = 1});
+  GlobalState g = model.ExportGlobal();
+  g.recent_positives.assign(4096, 1);
+  g.recent_pos_next = 4096;  // one past the end
+  model.ImportGlobal(g);
+  EXPECT_LT(model.ExportGlobal().recent_pos_next, 4096u);
+  g.recent_positives.assign(5000, 1);
+  g.recent_pos_next = 4999;
+  model.ImportGlobal(g);
+  EXPECT_EQ(model.ExportGlobal().recent_positives.size(), 4096u);
+  EXPECT_LT(model.ExportGlobal().recent_pos_next, 4096u);
+  model.Observe(Interaction{.user = 0, .item = 0, .rng_key = 2});
+  EXPECT_EQ(model.ExportGlobal().recent_positives.size(), 4096u);
+}
+
 // ---- (c) unknown users ----
 
 TEST(OnlineModelTest, UnknownUserGetsPopularity) {

@@ -69,7 +69,9 @@ Error MapStatus(const rocksdb::Status& s, const std::string& path, const std::st
     return {"storage_corrupt",
             what + ": RocksDB detected corruption in " + path + ": " + msg +
                 ". Restore the state from a checkpoint (`simstream checkpoint` copy; point "
-                "storage.path at it), or start on an empty directory to rebuild from the topic."};
+                "storage.path at it), or start on an empty directory to rebuild from the topic; "
+                "either way under a new kafka.group (the old group's committed offsets would "
+                "skip the events in between)."};
   }
   if (s.IsNoSpace()) {
     return {"storage_io", what + ": the disk holding " + path + " is full (" + msg +
@@ -434,7 +436,9 @@ class RocksDbStore final : public StateStore {
     return {"storage_corrupt",
             "undecodable " + what + " value in " + path_ +
                 ". Restore the state from a checkpoint (point storage.path at "
-                "it), or start on an empty directory to rebuild from the topic."};
+                "it), or start on an empty directory to rebuild from the topic; either way "
+                "under a new kafka.group (the old group's committed offsets would skip the "
+                "events in between)."};
   }
 
   // Calls f(key, value) for every row of `cf` in key order; f returns false on a bad row.

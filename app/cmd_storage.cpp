@@ -116,13 +116,23 @@ int RunForget(const ConfigArgs& cfg, const std::string& data_dir, const std::str
   auto state = OpenState(opts.value(), opts->kafka.topic);
   if (!state.ok()) return Fail(state.error());
   storage::Flusher flusher(*state->engine, *state->store, opts->storage);
-  if (!state->engine->ForgetUser(user))
-    return Fail({"not_found", "no user '" + user + "' in " + opts->storage.path});
-  if (Status st = flusher.FlushNow(); !st.ok()) return Fail(st.error());
-  // Deleted rows must leave the files too, not only the live view.
+  const bool known = state->engine->ForgetUser(user);
+  if (known) {
+    if (Status st = flusher.FlushNow(); !st.ok()) return Fail(st.error());
+  }
+  // Deleted rows must leave the files too, not only the live view. Also when the user is no
+  // longer known: a forget through DELETE /v1/users/{id}, or an earlier run stopped before its
+  // purge, left the deleted rows' bytes in older files, and only this purge removes them.
   if (Status st = state->store->PurgeDeleted(); !st.ok()) return Fail(st.error());
-  std::fprintf(stderr, "simstream: forgot user '%s' (embedding, history, sketch, id mapping)\n",
-               user.c_str());
+  if (known) {
+    std::fprintf(stderr, "simstream: forgot user '%s' (embedding, history, sketch, id mapping)\n",
+                 user.c_str());
+  } else {
+    std::fprintf(stderr,
+                 "simstream: no user '%s' in %s (never seen, or forgotten already); the rows of "
+                 "earlier forgets are purged from disk\n",
+                 user.c_str(), opts->storage.path.c_str());
+  }
   return 0;
 }
 

@@ -929,5 +929,37 @@ TEST_F(RocksDbStoreTest, ForgottenUserLeavesNoBytesOnDiskAfterPurge) {
   EXPECT_FALSE(AnyFileContains(dir, victim));
 }
 
+// A forget whose purge never ran (a DELETE through the daemon, or `simstream forget` stopped
+// after its flush) is completed by `simstream forget` for the same user, which no longer
+// exists: the purge still runs, and the command succeeds.
+TEST_F(RocksDbStoreTest, TheForgetCommandPurgesAUserForgottenEarlierWithoutAPurge) {
+  const auto dir = Dir("purge_later");
+  const config::Options o = SmallOptions();
+  const std::string victim = "forget-me-later-5b21e0";
+  {
+    auto store = OpenAt(dir, o);
+    ASSERT_TRUE(store.ok());
+    Fill(*store.value(), o, 500, victim);
+    engine::Engine e(o);
+    ASSERT_TRUE(store.value()->LoadInto(e).ok());
+    e.SetChangeTracking(true);
+    ASSERT_TRUE(e.ForgetUser(victim));
+    ASSERT_TRUE(Flush(e, *store.value()).ok());
+  }
+  ASSERT_TRUE(AnyFileContains(dir, victim)) << "without a purge the bytes stay";
+  const std::string cmd = std::string(SIMSTREAM_BINARY) + " forget --data-dir " + dir.string() +
+                          " --user " + victim +
+                          " --set model.dim=8 --set model.minhash_size=16 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buf[512];
+  while (size_t n = std::fread(buf, 1, sizeof(buf), pipe)) output.append(buf, n);
+  const int rc = ::pclose(pipe);
+  EXPECT_EQ(WEXITSTATUS(rc), 0) << output;
+  EXPECT_NE(output.find("purged"), std::string::npos) << output;
+  EXPECT_FALSE(AnyFileContains(dir, victim));
+}
+
 }  // namespace
 }  // namespace simstream::storage

@@ -79,18 +79,23 @@ class IdInterner {
     ids_[idx].clear();
     return idx;
   }
-  // Storage restore: puts `id` at `idx` (an empty id restores a tombstone).
+  // Storage restore: puts `id` at `idx` (an empty id restores a tombstone), as a map and its
+  // reverse table would: an id `idx` held before loses its mapping, and an index that held
+  // `id` before becomes a tombstone (a later entry for the same id wins).
   void Restore(uint32_t idx, std::string_view id) {
     if (ids_.size() <= idx) ids_.resize(idx + 1);
-    ids_[idx] = std::string(id);
+    if (!ids_[idx].empty() && ids_[idx] != id) (void)Forget(std::string(ids_[idx]));
     if (id.empty()) return;
     const uint64_t hash = Hash(id);
     if (!slots_.empty()) {
       if (Slot& s = slots_[Probe(id, hash)]; s.index1 != 0) {
-        s.index1 = idx + 1;  // a later entry for the same id wins, as with a map
+        if (s.index1 != idx + 1) ids_[s.index1 - 1].clear();
+        s.index1 = idx + 1;
+        ids_[idx] = std::string(id);
         return;
       }
     }
+    ids_[idx] = std::string(id);
     Insert(hash, idx);
   }
   size_t size() const { return ids_.size(); }

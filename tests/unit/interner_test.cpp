@@ -112,6 +112,26 @@ TEST(IdInterner, RestoreInAnyOrderThenInternAppends) {
 
 // The hints read only: a table hinted for ids it holds and ids it does not is unchanged, and
 // hints on an empty table are harmless.
+// Restoring over an index that holds another id, and restoring an id at a second index,
+// leave the table as a map and its reverse would: one mapping per id, one id per index.
+TEST(IdInterner, RestoreOverAnotherIdOrAtASecondIndexLeavesNoStaleMapping) {
+  IdInterner t;
+  ASSERT_EQ(t.Intern("a"), 0u);
+  t.Restore(0, "b");
+  EXPECT_EQ(t.mapped(), 1u);
+  EXPECT_FALSE(t.Find("a").has_value());
+  EXPECT_EQ(t.Find("b"), 0u);
+  ASSERT_EQ(t.Intern("c"), 1u);
+  t.Restore(2, "c");
+  EXPECT_EQ(t.Find("c"), 2u);
+  EXPECT_EQ(t.Id(1), "");
+  EXPECT_EQ(t.mapped(), 2u);
+  t.Restore(2, "");  // a tombstone over a live id unmaps it
+  EXPECT_FALSE(t.Find("c").has_value());
+  EXPECT_EQ(t.mapped(), 1u);
+  EXPECT_EQ(t.Intern("d"), 3u);
+}
+
 TEST(IdInterner, HintsChangeNothing) {
   IdInterner in;
   in.PrefetchSlot(IdInterner::Hash("x"));

@@ -2,6 +2,7 @@
 // daemon on an embedded broker fed a paced synthetic stream).
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -134,22 +135,21 @@ int Serve(const config::Options& opts, const sigset_t& stop_signals,
     std::fprintf(stderr, "simstream: reading stored offsets: %s\n", stored.error().message.c_str());
     return eng->NextOffsets();  // loaded from the same store at start
   };
-  // Set once a stop signal arrived: the partitions the stop hands over go with the process.
-  std::atomic<bool> stopping{false};
-  hooks.before_revoke = [&flusher, &stopping] {
-    Status flushed = flusher.FlushNow();
-    if (!flushed.ok() && !stopping.load()) {
-      // The next owner starts at the last offsets stored and committed, so it applies again
-      // what this process applied since. Kept in memory, those events would be stored here too
-      // by the next successful flush: applied twice in the group. Stop now, storing nothing
-      // more; a restart reloads the stored state and rejoins.
+  // A write that fails before partitions go to another member seals the flusher: the next
+  // owner applies again what this process applied since the last stored offsets, so nothing of
+  // it may be stored here later. Sealed, the daemon can only stop: it signals itself, the stop
+  // runs as for SIGTERM (leaving the group at once), and the exit code is 75 (EX_TEMPFAIL) for
+  // a supervisor to restart it; the restart reloads the stored state.
+  hooks.before_revoke = [&flusher] {
+    const bool was_sealed = flusher.sealed();
+    Status flushed = flusher.FlushBeforeHandover();
+    if (!was_sealed && flusher.sealed()) {
       std::fprintf(stderr,
                    "simstream: fatal: the state could not be stored before partitions were "
-                   "handed over (%s: %s); exiting without storing anything more, so that no "
-                   "event is applied twice; restart to reload the stored state\n",
+                   "handed over (%s: %s); stopping without storing anything more, so that no "
+                   "event is applied twice; a restart reloads the stored state\n",
                    flushed.error().code.c_str(), flushed.error().message.c_str());
-      std::fflush(stderr);
-      std::_Exit(kExitStateNotStored);
+      ::kill(::getpid(), SIGTERM);  // the main thread's sigtimedwait starts the stop
     }
     return flushed;
   };
@@ -216,12 +216,19 @@ int Serve(const config::Options& opts, const sigset_t& stop_signals,
     sig = sigtimedwait(&stop_signals, nullptr, &tick);
   }
   std::fprintf(stderr, "simstream: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-  stopping = true;
   const auto t0 = Clock::now();
   (*server)->Stop();                    // no new requests
   Status consumer = (*source)->Stop();  // applies what was read, flushes, leaves the group
   Status final_flush = flusher.Stop();  // anything applied since (e.g. forgets)
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (flusher.sealed()) {
+    std::fprintf(stderr,
+                 "simstream: stopped in %.2f s without storing what was applied since the last "
+                 "stored offsets (the state could not be stored before a handover); restart to "
+                 "reload the stored state\n",
+                 secs);
+    return kExitStateNotStored;
+  }
   if (!consumer.ok()) return Fail(consumer.error());
   if (!final_flush.ok()) return Fail(final_flush.error());
   std::fprintf(stderr, "simstream: stopped in %.2f s; %llu events applied and stored\n", secs,

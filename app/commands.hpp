@@ -19,8 +19,9 @@ namespace simstream::app {
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;
 // serve: the state could not be stored before Kafka partitions were handed to another member
-// (EX_TEMPFAIL). The daemon exits at once so that the events it applied but did not store,
-// which the next owner reads again, are not stored here too; a restart reloads the store.
+// (EX_TEMPFAIL). The daemon stops without storing anything more, so that the events it applied
+// but did not store, which the next owner reads again, are not stored here too; a restart
+// reloads the store.
 inline constexpr int kExitStateNotStored = 75;
 
 // Prints "simstream: <code>: <message>" on stderr and returns kExitFailure.

@@ -465,7 +465,9 @@ Reply RouteTable::Run(const Prepared& p) const {
           const Status st = deps_.flush();
           if (!st.ok()) {
             Log("flush after forget", st.error().code + ": " + st.error().message);
-            return ErrorReply(500, "internal", "user forgotten in memory but not yet stored");
+            return ErrorReply(500, "internal",
+                              "user forgotten in memory, but storing the change failed; the "
+                              "next flush retries it");
           }
         }
         return JsonReply(200, json{{"user", p.vars[0]}, {"forgotten", true}});
@@ -491,12 +493,14 @@ Reply RouteTable::Run(const Prepared& p) const {
         std::vector<engine::Event> accepted;
         json rejected = json::array();  // the first max_listed_rejections, by index
         size_t rejected_total = 0;
+        Error first_error;  // of a single event: its 400 whatever max_listed_rejections says
         const auto check = [&](const json& element, size_t index) {
           auto ev = engine::ParseEvent(Dump(element), options_.event_rules, now);
           if (ev.ok()) {
             accepted.push_back(std::move(*ev));
           } else {
             metrics_.CountHttpRejected(ev.error().code);
+            if (rejected_total == 0) first_error = ev.error();
             if (++rejected_total <= options_.max_listed_rejections) {
               rejected.push_back(json{
                   {"index", index}, {"error", ev.error().code}, {"message", ev.error().message}});
@@ -508,10 +512,8 @@ Reply RouteTable::Run(const Prepared& p) const {
         } else {
           for (size_t i = 0; i < doc.size(); ++i) check(doc[i], i);
         }
-        if (single && accepted.empty()) {
-          return ErrorReply(400, rejected[0]["error"].get<std::string>(),
-                            rejected[0]["message"].get<std::string>());
-        }
+        if (single && accepted.empty())
+          return ErrorReply(400, first_error.code, first_error.message);
         std::vector<PublishedOffset> offsets;
         if (!accepted.empty()) {
           auto published = deps_.sink->Publish(accepted);

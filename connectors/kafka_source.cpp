@@ -253,8 +253,10 @@ Status KafkaSource::Impl::Revoke() {
   // Not when stopping with every broker down: the commit could only time out, and one still
   // outstanding holds the consumer's destruction for seconds past the stop's budget. The
   // stored offsets are durable either way, and the next start commits them.
+  // After a failed flush too: what is synced is durable whatever the failure, and the next
+  // owner should not apply it again.
   const bool unreachable = stopping.load() && all_brokers_down.load();
-  if (st.ok() && hooks.durable_offsets && !unreachable) {
+  if (hooks.durable_offsets && !unreachable) {
     Commit(hooks.durable_offsets(), /*wait_ms=*/2000);
   }
   return st;

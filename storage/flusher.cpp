@@ -79,14 +79,26 @@ std::map<int32_t, int64_t> Flusher::SyncedOffsets() const {
   return synced_offsets_;
 }
 
-Status Flusher::Flush(bool sync) {
+Status Flusher::Flush(bool sync, bool seal) {
   std::lock_guard lock(flush_mu_);
+  if (sealed_.load()) {
+    return Error{"storage_sealed",
+                 "a write failed before partitions were handed over; nothing more is stored "
+                 "until a restart reloads the store"};
+  }
   // After the write below (or with nothing to write): everything written is in the synced WAL.
   const auto sync_written = [&]() -> Status {
     const auto now = std::chrono::steady_clock::now();
     if (!unsynced_write_) return Status::Ok();
     if (!sync && now - last_sync_ < std::chrono::seconds(1)) return Status::Ok();
-    if (Status st = store_.SyncWal(); !st.ok()) return st;
+    if (Status st = store_.SyncWal(); !st.ok()) {
+      // The rows are written (readable, and kept by a clean restart); only their fsync failed,
+      // so they are not committed to Kafka. The next flush syncs again.
+      return Error{st.error().code,
+                   "written, but syncing the WAL failed (retried with the next "
+                   "flush): " +
+                       st.error().message};
+    }
     last_sync_ = now;
     unsynced_write_ = false;
     std::lock_guard stats_lock(stats_mu_);
@@ -108,6 +120,7 @@ Status Flusher::Flush(bool sync) {
     return sync_written();
   Status st = store_.Write(cs);
   if (!st.ok()) {
+    if (seal && cs.events_applied > stats_.events_flushed) sealed_ = true;
     pending_ = std::exchange(cs, engine::ChangeSet());
     std::lock_guard stats_lock(stats_mu_);
     ++stats_.failures;
@@ -198,6 +211,9 @@ FlushStats Flusher::stats() const {
 
 void Flusher::Run() {
   const auto interval = std::chrono::milliseconds(std::max<int64_t>(opts_.flush_interval_ms, 1));
+  bool failing = false;   // the last flush of this thread failed
+  uint64_t unlogged = 0;  // failures since the last message
+  std::chrono::steady_clock::time_point last_logged{};
   std::unique_lock lock(thread_mu_);
   while (!stop_) {
     wake_.wait_for(lock, interval, [this] { return stop_ || due_; });
@@ -206,9 +222,26 @@ void Flusher::Run() {
     lock.unlock();
     const Status st = Flush(/*sync=*/false);
     if (!st.ok()) {
-      // No caller to return it to: say it once per failure (stats() keeps it for /metrics).
-      std::fprintf(stderr, "simstream: storage flush failed, changes kept for retry: %s: %s\n",
-                   st.error().code.c_str(), st.error().message.c_str());
+      // No caller to return it to (stats() keeps it for /metrics). Said at the first failure,
+      // then at most every 10 s while the retries fail: a retry every interval would fill the
+      // disk, or the log's size limit, with one line.
+      const auto now = std::chrono::steady_clock::now();
+      if (!failing || now - last_logged >= std::chrono::seconds(10)) {
+        std::fprintf(stderr,
+                     "simstream: storage flush failed%s (%llu more failure(s) since the last "
+                     "message): %s: %s\n",
+                     stats().pending ? ", changes kept for retry" : "",
+                     static_cast<unsigned long long>(unlogged), st.error().code.c_str(),
+                     st.error().message.c_str());
+        last_logged = now;
+        unlogged = 0;
+      } else {
+        ++unlogged;
+      }
+      failing = true;
+    } else {
+      failing = false;
+      unlogged = 0;
     }
     lock.lock();
     // The learner got a trigger's worth ahead during the write (the consumer may be paused on

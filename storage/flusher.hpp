@@ -13,6 +13,7 @@
 // flush; the destructor runs Stop() unless it already ran.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -59,6 +60,15 @@ class Flusher {
   // Takes the engine's changes and writes them (with any kept failed changes) in one batch,
   // then fsyncs the store's WAL (StateStore::SyncWal), so SyncedOffsets() covers the write.
   [[nodiscard]] Status FlushNow() { return Flush(/*sync=*/true); }
+  // FlushNow before Kafka partitions go to another member. If the write fails with applied
+  // events unstored, the flusher is sealed in the same critical section: no later flush writes
+  // anything. The next owner reads those events again from the committed offsets, so storing
+  // them here later would apply them twice in the group; the daemon stops instead and a
+  // restart reloads the store. A failed WAL sync after a good write does not seal (nothing is
+  // left unstored), nor does a failed write of forgets alone.
+  [[nodiscard]] Status FlushBeforeHandover() { return Flush(/*sync=*/true, /*seal=*/true); }
+  // Whether FlushBeforeHandover sealed the flusher (then every flush fails without writing).
+  bool sealed() const { return sealed_.load(); }
   // The size trigger, on the caller's thread: flushes when at least storage.flush_max_dirty
   // events were applied since the last successful flush. Else does nothing.
   [[nodiscard]] Status MaybeFlush();
@@ -81,7 +91,7 @@ class Flusher {
 
  private:
   // A write as FlushNow's; the WAL is synced when `sync`, or a second after the last sync.
-  Status Flush(bool sync);
+  Status Flush(bool sync, bool seal = false);
   void Run();
   uint64_t NotDurable() const;  // events applied since the last successful flush
   uint64_t Trigger() const;     // storage.flush_max_dirty, at least 1
@@ -103,6 +113,7 @@ class Flusher {
   // A successful write not yet followed by a successful WAL sync (under flush_mu_). Not the
   // offsets: a forget changes rows but no offset, and DELETE promises it is on disk.
   bool unsynced_write_ = false;
+  std::atomic<bool> sealed_{false};  // set under flush_mu_
   // Written only by FlushNow (under flush_mu_ and stats_mu_), so FlushNow reads it without
   // stats_mu_; everyone else reads it under stats_mu_.
   mutable std::mutex stats_mu_;

@@ -498,6 +498,18 @@ TEST_F(HttpTest, PostEventsSingleArrayAndRejections) {
       << m;
 }
 
+// With no rejection listed, a single invalid event is still a 400 with its reason.
+TEST_F(HttpTest, ASingleInvalidEventIsA400EvenWithNoRejectionListed) {
+  HttpServerOptions ho;
+  ho.max_listed_rejections = 0;
+  StartServer({}, ho);
+  ExpectError(Post("/v1/events", R"({"user":"a"})"), 400, "missing_item");
+  const Resp r = Post("/v1/events", R"([{"user":"a"},{"user":"b","item":"c"}])");
+  ASSERT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(r.Json()["rejected_total"], 1);
+  EXPECT_EQ(r.Json()["rejected"], json::array());
+}
+
 TEST_F(HttpTest, DeeplyNestedBodiesAreRefusedAndTheServerLives) {
   StartServer();
   // 200k levels inside an event, and as the whole body: parsed, these would be serialised

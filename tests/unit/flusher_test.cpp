@@ -118,7 +118,12 @@ TEST(Flusher, SyncedOffsetsFollowOnlySyncedWrites) {
   // Written but the sync failed: not committable yet; the next FlushNow syncs it.
   ApplyRange(e, ev, 1000, 2000);
   store.fail_sync = 1;
-  EXPECT_FALSE(flusher.FlushNow().ok());
+  const Status unsynced = flusher.FlushNow();
+  ASSERT_FALSE(unsynced.ok());
+  // Said as what it is: written, only the fsync failed (not a write kept for retry).
+  EXPECT_NE(unsynced.error().message.find("written, but syncing the WAL failed"), std::string::npos)
+      << unsynced.error().message;
+  EXPECT_FALSE(flusher.stats().pending);
   EXPECT_EQ(store.Offsets().value(), (std::map<int32_t, int64_t>{{0, 2000}}));
   EXPECT_EQ(flusher.SyncedOffsets(), (std::map<int32_t, int64_t>{{0, 1000}}));
   ASSERT_TRUE(flusher.FlushNow().ok());
@@ -148,6 +153,46 @@ TEST(Flusher, SyncedOffsetsFollowOnlySyncedWrites) {
   EXPECT_GT(store.batches.size(), 6u);
   EXPECT_LE(store.syncs.load() - 4, static_cast<int>(seconds) + 1) << seconds << " s";
   ASSERT_TRUE(flusher.Stop().ok());
+}
+
+// A write that fails before a handover with events unstored seals the flusher in the same
+// critical section: no later flush (background, DELETE, the stop's) writes anything. A failed
+// sync after a good write, or a failed write of a forget alone, leaves nothing unstored and
+// does not seal.
+TEST(Flusher, AFailedWriteBeforeAHandoverSealsItButAFailedSyncDoesNot) {
+  config::Options o = SmallOptions();
+  const auto ev = Stream(2000, 5);
+  engine::Engine e(o);
+  RecordingStore store(o);
+  Flusher flusher(e, store, o.storage);
+  ApplyRange(e, ev, 0, 500);
+  store.fail_sync = 1;
+  EXPECT_FALSE(flusher.FlushBeforeHandover().ok());  // written, not synced
+  EXPECT_FALSE(flusher.sealed());
+  ASSERT_TRUE(e.ForgetUser(ev[0].user));
+  store.fail_next = 1;
+  EXPECT_FALSE(flusher.FlushBeforeHandover().ok());  // a forget only: no event unstored
+  EXPECT_FALSE(flusher.sealed());
+  ASSERT_TRUE(flusher.FlushNow().ok());
+  const size_t written = store.batches.size();
+
+  ApplyRange(e, ev, 500, 1000);
+  store.fail_next = 1;
+  const Status failed = flusher.FlushBeforeHandover();
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, "storage_io");
+  EXPECT_TRUE(flusher.sealed());
+  // The store works again, yet nothing more is written: not the events of the handover, not
+  // later ones.
+  ApplyRange(e, ev, 1000, 1500);
+  const Status later = flusher.FlushNow();
+  ASSERT_FALSE(later.ok());
+  EXPECT_EQ(later.error().code, "storage_sealed");
+  flusher.Start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(flusher.Stop().ok());
+  EXPECT_EQ(store.batches.size(), written);
+  EXPECT_EQ(store.Offsets().value(), (std::map<int32_t, int64_t>{{0, 500}}));
 }
 
 TEST(Flusher, FailedWriteIsKeptAndRetriedWithNewerChanges) {

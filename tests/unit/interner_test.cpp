@@ -110,8 +110,6 @@ TEST(IdInterner, RestoreInAnyOrderThenInternAppends) {
   EXPECT_EQ(in.Id(2), "");
 }
 
-// The hints read only: a table hinted for ids it holds and ids it does not is unchanged, and
-// hints on an empty table are harmless.
 // Restoring over an index that holds another id, and restoring an id at a second index,
 // leave the table as a map and its reverse would: one mapping per id, one id per index.
 TEST(IdInterner, RestoreOverAnotherIdOrAtASecondIndexLeavesNoStaleMapping) {
@@ -132,6 +130,8 @@ TEST(IdInterner, RestoreOverAnotherIdOrAtASecondIndexLeavesNoStaleMapping) {
   EXPECT_EQ(t.Intern("d"), 3u);
 }
 
+// The hints read only: a table hinted for ids it holds and ids it does not is unchanged, and
+// hints on an empty table are harmless.
 TEST(IdInterner, HintsChangeNothing) {
   IdInterner in;
   in.PrefetchSlot(IdInterner::Hash("x"));

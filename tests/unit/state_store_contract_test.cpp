@@ -45,6 +45,16 @@ config::Options SmallOptions() {
   return o;
 }
 
+// Runs the simstream binary with `args`; its exit code, with stdout and stderr in `output`.
+int RunBinary(const std::string& args, std::string& output) {
+  const std::string cmd = std::string(SIMSTREAM_BINARY) + args + " 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (pipe == nullptr) return -1;
+  char buf[512];
+  while (size_t n = std::fread(buf, 1, sizeof(buf), pipe)) output.append(buf, n);
+  return WEXITSTATUS(::pclose(pipe));
+}
+
 std::vector<engine::Event> Stream(size_t events, uint64_t seed) {
   engine::GeneratorOptions g;
   g.users = 120;
@@ -605,6 +615,16 @@ class RocksDbStoreTest : public ::testing::Test {
     ApplyRange(e, ev, 0, ev.size());
     ASSERT_TRUE(Flush(e, store).ok());
   }
+  // Fill with `victim` among other users, then forget `victim` and flush (no purge).
+  static void FillThenForget(StateStore& store, const config::Options& o,
+                             const std::string& victim) {
+    Fill(store, o, 500, victim);
+    engine::Engine e(o);
+    ASSERT_TRUE(store.LoadInto(e).ok());
+    e.SetChangeTracking(true);
+    ASSERT_TRUE(e.ForgetUser(victim));
+    ASSERT_TRUE(Flush(e, store).ok());
+  }
   std::vector<fs::path> dirs_;
 };
 
@@ -641,16 +661,12 @@ TEST_F(RocksDbStoreTest, SecondOpenIsRefusedAsLocked) {
   EXPECT_NE(second.error().message.find("storage.path"), std::string::npos) << "says what to do";
 
   // Another process (the real binary) is refused the same way.
-  const std::string cmd = std::string(SIMSTREAM_BINARY) + " checkpoint --data-dir " + dir.string() +
-                          " --to " + (dir / "cp").string() +
-                          " --set model.dim=8 --set model.minhash_size=16 2>&1";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
   std::string output;
-  char buf[512];
-  while (size_t n = std::fread(buf, 1, sizeof(buf), pipe)) output.append(buf, n);
-  const int rc = ::pclose(pipe);
-  EXPECT_NE(WEXITSTATUS(rc), 0);
+  const int rc =
+      RunBinary(" checkpoint --data-dir " + dir.string() + " --to " + (dir / "cp").string() +
+                    " --set model.dim=8 --set model.minhash_size=16",
+                output);
+  EXPECT_NE(rc, 0);
   EXPECT_NE(output.find("storage_locked"), std::string::npos) << output;
 }
 
@@ -918,13 +934,8 @@ TEST_F(RocksDbStoreTest, ForgottenUserLeavesNoBytesOnDiskAfterPurge) {
   const std::string victim = "forget-me-7f3a9c";
   auto store = OpenAt(dir, o);
   ASSERT_TRUE(store.ok());
-  Fill(*store.value(), o, 500, victim);
-  ASSERT_TRUE(AnyFileContains(dir, victim)) << "the scan must see the id before forgetting";
-  engine::Engine e(o);
-  ASSERT_TRUE(store.value()->LoadInto(e).ok());
-  e.SetChangeTracking(true);
-  ASSERT_TRUE(e.ForgetUser(victim));
-  ASSERT_TRUE(Flush(e, *store.value()).ok());
+  FillThenForget(*store.value(), o, victim);
+  ASSERT_TRUE(AnyFileContains(dir, victim)) << "the scan must see the id before the purge";
   ASSERT_TRUE(store.value()->PurgeDeleted().ok());
   EXPECT_FALSE(AnyFileContains(dir, victim));
 }
@@ -939,24 +950,14 @@ TEST_F(RocksDbStoreTest, TheForgetCommandPurgesAUserForgottenEarlierWithoutAPurg
   {
     auto store = OpenAt(dir, o);
     ASSERT_TRUE(store.ok());
-    Fill(*store.value(), o, 500, victim);
-    engine::Engine e(o);
-    ASSERT_TRUE(store.value()->LoadInto(e).ok());
-    e.SetChangeTracking(true);
-    ASSERT_TRUE(e.ForgetUser(victim));
-    ASSERT_TRUE(Flush(e, *store.value()).ok());
+    FillThenForget(*store.value(), o, victim);
   }
   ASSERT_TRUE(AnyFileContains(dir, victim)) << "without a purge the bytes stay";
-  const std::string cmd = std::string(SIMSTREAM_BINARY) + " forget --data-dir " + dir.string() +
-                          " --user " + victim +
-                          " --set model.dim=8 --set model.minhash_size=16 2>&1";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
   std::string output;
-  char buf[512];
-  while (size_t n = std::fread(buf, 1, sizeof(buf), pipe)) output.append(buf, n);
-  const int rc = ::pclose(pipe);
-  EXPECT_EQ(WEXITSTATUS(rc), 0) << output;
+  const int rc = RunBinary(" forget --data-dir " + dir.string() + " --user " + victim +
+                               " --set model.dim=8 --set model.minhash_size=16",
+                           output);
+  EXPECT_EQ(rc, 0) << output;
   EXPECT_NE(output.find("purged"), std::string::npos) << output;
   EXPECT_FALSE(AnyFileContains(dir, victim));
 }

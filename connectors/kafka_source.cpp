@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -148,6 +149,30 @@ int64_t PartitionLag(int64_t lo, int64_t hi, int64_t sought, int64_t consumed) {
   lo = std::max<int64_t>(lo, 0);
   const int64_t next = consumed >= 0 ? consumed : (sought >= 0 ? sought : lo);
   return std::max<int64_t>(0, hi - std::max(lo, next));
+}
+
+// The offsets of `topic`'s partitions `parts` at `which` (RD_KAFKA_OFFSET_BEGINNING: the low
+// watermarks, RD_KAFKA_OFFSET_END: the high ones), one ListOffsets request per leader, waiting
+// at most `timeout_ms`; nullopt when any partition has no answer. Not
+// rd_kafka_query_watermark_offsets: once its request is sent it waits for the answer past its
+// timeout (until the request times out, socket.timeout.ms), and the stop joins the prober.
+std::optional<std::map<int32_t, int64_t>> ListOffsets(rd_kafka_t* rk, const std::string& topic,
+                                                      const std::vector<int32_t>& parts,
+                                                      int64_t which, int timeout_ms) {
+  kafka::PartitionListPtr list(
+      rd_kafka_topic_partition_list_new(static_cast<int>(std::max<size_t>(1, parts.size()))));
+  for (int32_t p : parts)
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = which;
+  if (rd_kafka_offsets_for_times(rk, list.get(), timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return std::nullopt;
+  }
+  std::map<int32_t, int64_t> out;
+  for (int i = 0; i < list->cnt; ++i) {
+    const rd_kafka_topic_partition_t& e = list->elems[i];
+    if (e.err != RD_KAFKA_RESP_ERR_NO_ERROR || e.offset < 0) return std::nullopt;
+    out[e.partition] = e.offset;
+  }
+  return out;
 }
 
 bool IsCooperative(rd_kafka_t* rk) {
@@ -571,17 +596,26 @@ void KafkaSource::Impl::ProbeLoop() {
       consumed_now = consumed_next;
     }
     std::map<int32_t, int64_t> lag_now;
-    for (const auto& [p, sought] : assigned_now) {
-      if (!ok || stopping.load()) break;
-      int64_t lo = 0, hi = 0;
-      const rd_kafka_resp_err_t we =
-          rd_kafka_query_watermark_offsets(rk.get(), kafka.topic.c_str(), p, &lo, &hi, timeout);
-      if (we != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        ok = false;
-        break;
+    if (ok && !assigned_now.empty() && !stopping.load()) {
+      std::vector<int32_t> parts;
+      for (const auto& entry : assigned_now) parts.push_back(entry.first);
+      const auto lows =
+          ListOffsets(rk.get(), kafka.topic, parts, RD_KAFKA_OFFSET_BEGINNING, timeout);
+      const auto highs = lows && !stopping.load() ? ListOffsets(rk.get(), kafka.topic, parts,
+                                                                RD_KAFKA_OFFSET_END, timeout)
+                                                  : std::nullopt;
+      ok = lows && highs;
+      for (const auto& [p, sought] : assigned_now) {
+        const auto lo = ok ? lows->find(p) : lows->end();
+        const auto hi = ok ? highs->find(p) : highs->end();
+        if (!ok || lo == lows->end() || hi == highs->end()) {
+          ok = false;
+          break;
+        }
+        auto it = consumed_now.find(p);
+        lag_now[p] = PartitionLag(lo->second, hi->second, sought,
+                                  it != consumed_now.end() ? it->second : -1);
       }
-      auto it = consumed_now.find(p);
-      lag_now[p] = PartitionLag(lo, hi, sought, it != consumed_now.end() ? it->second : -1);
     }
     if (ok) {
       last_probe_ok_ms.store(NowMs());

@@ -71,6 +71,17 @@ Status MockCluster::SetBrokerRtt(int32_t id, int rtt_ms) {
   return Status::Ok();
 }
 
+Status MockCluster::DelayNextRequests(int32_t id, int api_key, int count, int rtt_ms) {
+  for (int i = 0; i < count; ++i) {
+    const rd_kafka_resp_err_t err = rd_kafka_mock_broker_push_request_error_rtts(
+        impl_->cluster, id, static_cast<int16_t>(api_key), 1, RD_KAFKA_RESP_ERR_NO_ERROR, rtt_ms);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return kafka::KafkaError("delaying requests to broker " + std::to_string(id), err);
+    }
+  }
+  return Status::Ok();
+}
+
 Status MockCluster::SetBrokerUp(int32_t id) {
   const rd_kafka_resp_err_t err = rd_kafka_mock_broker_set_up(impl_->cluster, id);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {

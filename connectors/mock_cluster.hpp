@@ -36,6 +36,9 @@ class MockCluster {
   void FailNextRequests(int api_key, const std::vector<int>& errors);
   // Delays every answer of broker `id` by `rtt_ms` (0: none). Errors: "kafka_error".
   [[nodiscard]] Status SetBrokerRtt(int32_t id, int rtt_ms);
+  // Delays broker `id`'s answers to its next `count` requests with Kafka API key `api_key` by
+  // `rtt_ms` each (answers to other requests are not delayed). Errors: "kafka_error".
+  [[nodiscard]] Status DelayNextRequests(int32_t id, int api_key, int count, int rtt_ms);
 
   struct Impl;  // implementation detail (librdkafka handles), defined in mock_cluster.cpp
 

@@ -758,6 +758,39 @@ TEST(KafkaIngest, BrokerDownAndUpRecoversByItselfMock) {
   EXPECT_TRUE((*src)->Stop().ok());
 }
 
+// A broker that stops answering the lag probe's offset queries (ListOffsets) does not hold the
+// stop. rd_kafka_query_watermark_offsets waited for the answer past its own timeout (until the
+// request timed out, socket.timeout.ms: 60 s by default), and Stop joins the prober.
+TEST(KafkaIngest, AnUnansweredLagProbeDoesNotHoldTheStopMock) {
+  auto cluster = MockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.error().message;
+  const config::Options o = MakeOptions((*cluster)->bootstrap_servers(), Unique("probe_stall"));
+  ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.topic, 2).ok());
+  const auto events = MakeEvents(300, 20, kItems, 41);
+  PublishAll(o.kafka, events);
+
+  engine::Engine engine(o);
+  KafkaSourceOptions so;
+  so.probe_interval_ms = 300;
+  auto src = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), engine, {}, so);
+  ASSERT_TRUE(src.ok());
+  ASSERT_TRUE((*src)->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return engine.events_applied() == events.size(); }, 30s))
+      << engine.events_applied();
+  ASSERT_TRUE(WaitFor([&] { return (*src)->Healthy(); }, 10s));
+  // From now on the broker answers offset queries only after 30 s; nothing else is delayed.
+  constexpr int kListOffsets = 2;
+  ASSERT_TRUE((*cluster)->DelayNextRequests(1, kListOffsets, 100, 30000).ok());
+  std::this_thread::sleep_for(1500ms);  // several probe intervals: a query is outstanding
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE((*src)->Stop().ok());
+  const auto took = std::chrono::steady_clock::now() - t0;
+  std::printf("stop with an unanswered offset query: %.2f s\n",
+              std::chrono::duration<double>(took).count());
+  EXPECT_LT(took, 5s);
+  EXPECT_EQ(engine.events_applied(), events.size());
+}
+
 TEST(KafkaIngest, StopFlushesAndRestartResumesFromStoredOffsetsMock) {
   auto cluster = MockCluster::Start(1);
   ASSERT_TRUE(cluster.ok());

@@ -79,7 +79,8 @@ case "${sanitize}" in
     # addresses into false cycles without stacks. simstream never calls one hnswlib index from
     # two threads at once (writes hold the engine's exclusive lock; a background build writes an
     # index no other thread sees). Data races are still detected and fail the run.
-    export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:detect_deadlocks=0}"
+    # tests/tsan.supp: what TSan cannot see inside the uninstrumented librdkafka and RocksDB.
+    export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:detect_deadlocks=0}:suppressions=${repo_root}/tests/tsan.supp"
     ;;
 esac
 build_dir="${SIMSTREAM_BUILD_DIR:-${build_dir}}"

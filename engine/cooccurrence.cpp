@@ -145,7 +145,7 @@ void NeighbourLists::Append(std::span<const Scored> list) {
 }
 
 size_t CooccurrenceGraph::MemoryBytes() const {
-  size_t total = (counts_.capacity() + norms_.capacity()) * sizeof(float) +
+  size_t total = counts_.capacity() * sizeof(double) + norms_.capacity() * sizeof(float) +
                  rows_.capacity() * sizeof(SparseRow);
   for (const auto& r : rows_) total += r.MemoryBytes();
   return total;

@@ -54,7 +54,7 @@ class CooccurrenceGraph {
   explicit CooccurrenceGraph(size_t max_row = 2000, float shrinkage = 0.0f)
       : max_row_(max_row), shrinkage_(shrinkage) {}
   void EnsureItems(size_t n) {
-    if (rows_.size() < n) rows_.resize(n), counts_.resize(n, 0.0f), norms_.resize(n, 0.0f);
+    if (rows_.size() < n) rows_.resize(n), counts_.resize(n, 0.0), norms_.resize(n, 0.0f);
   }
   // Records an interaction with `item` after `recent` (most recent first): symmetric links of
   // weight `w` to each. `count` of the item grows by w. Rows that were pruned (lost entries)
@@ -68,13 +68,13 @@ class CooccurrenceGraph {
   void PrefetchRows(uint32_t item, std::span<const uint32_t> recent) const;
   void PrefetchLink(uint32_t item, std::span<const uint32_t> recent) const;
   // Restores state (storage load): the count of an item, one directed edge.
-  void SetCount(uint32_t item, float count) {
+  void SetCount(uint32_t item, double count) {
     counts_[item] = count;
     norms_[item] = NormOf(count);
   }
   void SetEdge(uint32_t a, uint32_t b, float w) { rows_[a].Set(b, w); }
   float Weight(uint32_t a, uint32_t b) const { return a < rows_.size() ? rows_[a].Get(b) : 0.0f; }
-  float Count(uint32_t item) const { return item < counts_.size() ? counts_[item] : 0.0f; }
+  double Count(uint32_t item) const { return item < counts_.size() ? counts_[item] : 0.0; }
   const SparseRow& Row(uint32_t item) const { return rows_[item]; }
   size_t items() const { return rows_.size(); }
   // Cosine-normalised link weight with support shrinkage s:
@@ -89,14 +89,16 @@ class CooccurrenceGraph {
   size_t MemoryBytes() const;
 
  private:
-  float NormOf(float count) const {
-    return count > 0.0f ? 1.0f / std::sqrt(count + shrinkage_) : 0.0f;
+  float NormOf(double count) const {
+    return count > 0.0 ? static_cast<float>(1.0 / std::sqrt(count + double{shrinkage_})) : 0.0f;
   }
 
   size_t max_row_;
   float shrinkage_;
   std::vector<SparseRow> rows_;
-  std::vector<float> counts_, norms_;
+  // Doubles: a float count stops growing at 2^24. Link weights, one per pair, stay floats.
+  std::vector<double> counts_;
+  std::vector<float> norms_;
 };
 
 // Each item's strongest neighbours in the graph (StrongestNeighbours) as of one instant, with

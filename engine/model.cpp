@@ -854,7 +854,7 @@ std::vector<Scored> OnlineModel::SimilarItems(uint32_t i, size_t k, Metric metri
 
 size_t OnlineModel::MemoryBytes() const {
   size_t total = (p_.capacity() + h_.capacity() + q_.capacity() + v_.capacity()) * sizeof(float);
-  total += (item_bias_.capacity() + item_grad_sq_.capacity() + item_count_.capacity()) * 4;
+  total += (item_bias_.capacity() + item_grad_sq_.capacity()) * 4 + item_count_.capacity() * 8;
   total += item_pop_.capacity() * 8 + graph_.MemoryBytes();
   for (const auto& m : user_meta_) {
     total += sizeof(UserMeta) + m.seen.capacity() * 4 + m.recent_items.capacity() * 8 +

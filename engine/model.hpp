@@ -255,9 +255,10 @@ class OnlineModel final : public StreamingScorer {
   std::vector<float> p_, h_, q_;
   std::vector<UserMeta> user_meta_;
   // Items: vectors, biases, adaptive accumulators, decayed popularity.
-  std::vector<float> v_, item_bias_, item_grad_sq_, item_count_;
-  std::vector<double> item_pop_;  // sum of exp((t_e - pop_anchor_) / tau)
-  uint64_t clock_ = 0;            // events observed
+  std::vector<float> v_, item_bias_, item_grad_sq_;
+  std::vector<double> item_count_;  // a float would stop counting at 2^24
+  std::vector<double> item_pop_;    // sum of exp((t_e - pop_anchor_) / tau)
+  uint64_t clock_ = 0;              // events observed
   uint64_t pop_anchor_ = 0;
   double pop_scale_ = 1.0;  // exp(-(clock_ - pop_anchor_) / tau) of the current event
 

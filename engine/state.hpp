@@ -30,9 +30,11 @@ struct ItemState {
   std::vector<float> v;
   float bias = 0.0f;
   float grad_sq = 0.0f;
-  float count = 0.0f;  // positive interactions (learner's view)
-  double pop = 0.0;    // decayed popularity relative to GlobalState::pop_anchor
-  float graph_count = 0.0f;
+  // Counters are doubles: a float stops counting at 2^24 (16.8M events), which a popular item
+  // reaches within months.
+  double count = 0.0;        // positive interactions (learner's view)
+  double pop = 0.0;          // decayed popularity relative to GlobalState::pop_anchor
+  double graph_count = 0.0;  // sum of the weights of its co-occurrence links
 };
 
 struct GlobalState {

@@ -200,23 +200,33 @@ bool DecodeUser(std::string_view in, int dim, engine::UserState* s) {
 
 void EncodeItem(const engine::ItemState& s, std::string* out) {
   out->clear();
-  out->reserve(1 + 4 + 4 * s.v.size() + 24);
-  PutInt(out, kCodecVersion);
+  out->reserve(1 + 4 + 4 * s.v.size() + 32);
+  PutInt(out, kItemRowVersion);
   PutInt(out, static_cast<uint32_t>(s.v.size()));
   PutArray(out, s.v.data(), s.v.size());
   PutF32(out, s.bias);
   PutF32(out, s.grad_sq);
-  PutF32(out, s.count);
+  PutF64(out, s.count);
   PutF64(out, s.pop);
-  PutF32(out, s.graph_count);
+  PutF64(out, s.graph_count);
 }
 
 bool DecodeItem(std::string_view in, int dim, engine::ItemState* s) {
   Reader r(in);
+  uint8_t ver = 0;
   uint32_t d = 0;
-  if (!r.Version() || !r.Int(&d) || d != static_cast<uint32_t>(dim)) return false;
-  return r.Array(&s->v, d) && r.F32(&s->bias) && r.F32(&s->grad_sq) && r.F32(&s->count) &&
-         r.F64(&s->pop) && r.F32(&s->graph_count) && r.done();
+  if (!r.Int(&ver) || (ver != kItemRowVersion && ver != kCodecVersion)) return false;
+  if (!r.Int(&d) || d != static_cast<uint32_t>(dim)) return false;
+  if (!r.Array(&s->v, d) || !r.F32(&s->bias) || !r.F32(&s->grad_sq)) return false;
+  if (ver == kItemRowVersion) {
+    return r.F64(&s->count) && r.F64(&s->pop) && r.F64(&s->graph_count) && r.done();
+  }
+  // Version 1: the counters as f32.
+  float count = 0.0f, graph_count = 0.0f;
+  if (!r.F32(&count) || !r.F64(&s->pop) || !r.F32(&graph_count) || !r.done()) return false;
+  s->count = count;
+  s->graph_count = graph_count;
+  return true;
 }
 
 namespace {

@@ -21,10 +21,17 @@
 namespace simstream::storage {
 
 inline constexpr uint8_t kCodecVersion = 1;
-// Version of the layout of the whole store (column families, keys). Stored in `meta`.
+// Item rows are written in version 2 (its counters as f64: a float stops counting at 2^24);
+// version 1 (f32 counters) is still read.
+inline constexpr uint8_t kItemRowVersion = 2;
+// Version of the layout of the whole store (column families, keys, row versions). Stored in
+// `meta`.
 //   1  one key per co-occurrence edge: EdgeKey(a, b) -> weight
 //   2  one key per co-occurrence row: IndexKey(a) -> EncodeEdgeRow (full row, or merged patches)
-inline constexpr uint32_t kSchemaVersion = 2;
+//   3  as 2; item rows may be version 2. A store of schema 2 is read as it is and recorded as
+//      3 when opened (a release that writes schema 2 cannot read it afterwards).
+inline constexpr uint32_t kSchemaVersion = 3;
+inline constexpr uint32_t kOldestReadableSchema = 2;
 
 // ---- keys ------------------------------------------------------------------------------
 std::string IndexKey(uint32_t index);  // 4 bytes, big-endian (also the key of co-occurrence row a)

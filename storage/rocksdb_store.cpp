@@ -191,7 +191,7 @@ class RocksDbStore final : public StateStore {
     for (const char* name : kCfNames) {
       cfs.emplace_back(name, cf_opts);
       if (std::string_view(name) == kCfNames[kEdges])
-        cfs.back().options.merge_operator = std::make_shared<EdgeRowMerge>();
+        cfs.back().options.merge_operator = EdgeRowMergeOperator();
     }
     cfs.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_opts);
     // Column families of a later version are opened too (RocksDB requires all of them).
@@ -468,6 +468,15 @@ class RocksDbStore final : public StateStore {
     if (!s.ok()) return MapStatus(s, path_, "reading the schema");
     nlohmann::json have = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
     if (have.is_discarded() || !have.is_object()) return Corrupt("meta/settings");
+    bool adopted = false;
+    // An older layout this release reads as it is: recorded as the current one, so the release
+    // that wrote it refuses the store (it cannot read the rows written from now on).
+    if (const auto ver = have.find("schema_version");
+        ver != have.end() && ver->is_number_unsigned() &&
+        ver->get<uint32_t>() >= kOldestReadableSchema && ver->get<uint32_t>() < kSchemaVersion) {
+      *ver = kSchemaVersion;
+      adopted = true;
+    }
     // Another layout cannot be read at all: refuse before comparing anything else.
     if (const auto ver = have.find("schema_version");
         ver == have.end() || *ver != want["schema_version"]) {
@@ -476,13 +485,13 @@ class RocksDbStore final : public StateStore {
           "the state in " + path_ + " has another store layout (schema_version: stored " +
               (ver == have.end() ? std::string("(absent)") : ver->dump()) + ", configured " +
               want["schema_version"].dump() +
-              "; schema 2 stores each co-occurrence row as one key, schema 1 stored one key per "
-              "edge) and cannot be read in place. Point storage.path (--data-dir) at a new "
+              "; schema 1 stored one key per co-occurrence edge, schema 2 one key per row, schema "
+              "3 also item counters as f64) and cannot be read in place. Point storage.path "
+              "(--data-dir) at a new "
               "directory to rebuild the state from the topic, or keep running the simstream "
               "release that wrote it."};
     }
     std::string diffs, keep;
-    bool adopted = false;
     for (const auto& [key, wanted] : want.items()) {
       const auto it = have.find(key);
       if (it == have.end() &&
@@ -533,6 +542,10 @@ class RocksDbStore final : public StateStore {
 };
 
 }  // namespace
+
+std::shared_ptr<rocksdb::MergeOperator> EdgeRowMergeOperator() {
+  return std::make_shared<EdgeRowMerge>();
+}
 
 Result<std::unique_ptr<StateStore>> OpenRocksDbStore(const config::StorageOptions& storage,
                                                      const config::ModelOptions& model,

@@ -16,6 +16,10 @@
 #include "engine/engine.hpp"
 #include "engine/state.hpp"
 
+namespace rocksdb {
+class MergeOperator;
+}  // namespace rocksdb
+
 namespace simstream::storage {
 
 // Receives the stored state, in this order: id dictionaries, item rows, user rows (ascending
@@ -87,6 +91,11 @@ class StateStore {
 [[nodiscard]] Result<std::unique_ptr<StateStore>> OpenRocksDbStore(
     const config::StorageOptions& storage, const config::ModelOptions& model,
     const std::string& topic);
+
+// The merge operator of the store's co-occurrence rows (column family "edges"), for a tool or
+// test that opens the store's RocksDB directly. Without it, recovering the WAL stops at the
+// first row patch (a Merge), and the rest of the log is not seen.
+std::shared_ptr<rocksdb::MergeOperator> EdgeRowMergeOperator();
 
 // The in-memory twin (same contract, nothing survives the process).
 std::unique_ptr<StateStore> NewInMemoryStore(const config::ModelOptions& model,

@@ -234,6 +234,21 @@ TEST(CooccurrenceGraphTest, HandCase) {
 
 // With pruning, rows stay bounded; surviving weights never exceed the unpruned weights
 // (a pruned link restarts from zero when it comes back).
+// Counts are doubles: a float count stops at 2^24 and rounds a 0.5 weight away from 2^23 on.
+TEST(CooccurrenceGraphTest, CountsKeepGrowingPastWhereAFloatStops) {
+  CooccurrenceGraph graph(/*max_row=*/16);
+  graph.EnsureItems(3);
+  graph.SetCount(0, 16777216.0);  // 2^24
+  graph.SetCount(2, 8388608.0);   // 2^23
+  const uint32_t after_zero[] = {1};
+  graph.Link(0, after_zero, 1.0f);
+  graph.Link(2, after_zero, 0.5f);
+  EXPECT_EQ(graph.Count(0), 16777217.0);
+  EXPECT_EQ(graph.Count(2), 8388608.5);
+  EXPECT_EQ(graph.Count(1), 0.0) << "the other end's count grows with its own events only";
+  EXPECT_FLOAT_EQ(graph.Norm(0), static_cast<float>(1.0 / std::sqrt(16777217.0)));
+}
+
 TEST(CooccurrenceGraphTest, PruningBoundsRows) {
   std::mt19937_64 rng(4);
   constexpr uint32_t kItems = 400;

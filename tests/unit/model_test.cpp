@@ -355,6 +355,23 @@ TEST(OnlineModelTest, AnItemLikedAfterADislikeEntersTheJaccardSketch) {
   EXPECT_EQ(model.Sketch(0).EstimateJaccard(model.Sketch(1)), 1.0);
 }
 
+// An item's counters keep counting past 2^24 (months of a popular item), where a float stops:
+// 2^24 + 1 is not a float.
+TEST(OnlineModelTest, ItemCountersKeepCountingPastWhereAFloatStops) {
+  OnlineModel model(Options("bpr", "hybrid"));
+  model.Observe(Interaction{.user = 0, .item = 0, .rng_key = 1});
+  model.Observe(Interaction{.user = 1, .item = 1, .rng_key = 2});
+  ItemState s = model.ExportItem(1);
+  s.count = 16777216.0;  // 2^24
+  s.graph_count = 16777216.0;
+  model.ImportItem(1, s);
+  // A positive event: user 0's first with item 1, after item 0 (a link of weight 1).
+  model.Observe(Interaction{.user = 0, .item = 1, .weight = 0.5f, .rng_key = 3});
+  const ItemState after = model.ExportItem(1);
+  EXPECT_EQ(after.count, 16777217.0);
+  EXPECT_EQ(after.graph_count, 16777217.0);
+}
+
 // A stored ring position that does not fit the ring (a damaged value, another build's ring
 // size) is cut to fit: the next positive event writes inside the ring.
 TEST(OnlineModelTest, ImportedPopularityRingIsCutToFit) {

@@ -13,6 +13,8 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -477,6 +479,69 @@ TEST(Codec, RoundTripsAndRejectsDamagedValues) {
   EXPECT_EQ(p, -7);
 }
 
+// An item row as the release before schema 3 wrote it (version 1): its counters as f32.
+std::string EncodeItemVersion1(const engine::ItemState& s) {
+  std::string out;
+  const auto put = [&out](const auto& v) {
+    out.append(reinterpret_cast<const char*>(&v), sizeof v);
+  };
+  static_assert(std::endian::native == std::endian::little);
+  put(uint8_t{1});
+  put(static_cast<uint32_t>(s.v.size()));
+  for (float x : s.v) put(x);
+  put(s.bias);
+  put(s.grad_sq);
+  put(static_cast<float>(s.count));
+  put(s.pop);
+  put(static_cast<float>(s.graph_count));
+  return out;
+}
+
+// Item rows hold their counters as f64 (a float stops counting at 2^24), and rows of the
+// previous version (f32 counters) are still read.
+TEST(Codec, ItemCountersAreF64AndVersion1RowsAreStillRead) {
+  engine::ItemState it;
+  it.v = {1.5f, -2.0f, 0.25f};
+  it.bias = 0.5f;
+  it.grad_sq = 4.0f;
+  it.count = 16777217.0;  // 2^24 + 1: not a float
+  it.pop = 3.25;
+  it.graph_count = 8388608.5;  // 2^23 + 0.5: not a float
+  std::string enc;
+  EncodeItem(it, &enc);
+  // version + dim + 3 floats + bias + grad + count (f64) + pop + graph_count (f64)
+  EXPECT_EQ(enc.size(), 1u + 4 + 12 + 4 + 4 + 8 + 8 + 8);
+  EXPECT_EQ(static_cast<uint8_t>(enc[0]), kItemRowVersion);
+  engine::ItemState back;
+  ASSERT_TRUE(DecodeItem(enc, 3, &back));
+  EXPECT_EQ(back.v, it.v);
+  EXPECT_EQ(back.count, 16777217.0);
+  EXPECT_EQ(back.graph_count, 8388608.5);
+  EXPECT_EQ(back.pop, 3.25);
+  EXPECT_FALSE(DecodeItem(enc, 4, &back)) << "wrong dimension";
+  for (size_t cut = 0; cut < enc.size(); ++cut)
+    EXPECT_FALSE(DecodeItem(std::string_view(enc).substr(0, cut), 3, &back)) << cut;
+  EXPECT_FALSE(DecodeItem(enc + "x", 3, &back)) << "trailing bytes";
+  std::string bad = enc;
+  bad[0] = 99;
+  EXPECT_FALSE(DecodeItem(bad, 3, &back)) << "unknown version";
+
+  it.count = 12.0;
+  it.graph_count = 7.5;
+  const std::string v1 = EncodeItemVersion1(it);
+  engine::ItemState old;
+  ASSERT_TRUE(DecodeItem(v1, 3, &old));
+  EXPECT_EQ(old.v, it.v);
+  EXPECT_EQ(old.bias, 0.5f);
+  EXPECT_EQ(old.grad_sq, 4.0f);
+  EXPECT_EQ(old.count, 12.0);
+  EXPECT_EQ(old.pop, 3.25);
+  EXPECT_EQ(old.graph_count, 7.5);
+  for (size_t cut = 0; cut < v1.size(); ++cut)
+    EXPECT_FALSE(DecodeItem(std::string_view(v1).substr(0, cut), 3, &old)) << cut;
+  EXPECT_FALSE(DecodeItem(v1 + "x", 3, &old)) << "trailing bytes";
+}
+
 // Co-occurrence row values: patches merge later-wins per b; a partial merge keeps zero weights
 // (an older base may hold b), a full merge drops them; merging is associative.
 TEST(Codec, EdgeRowsMergeLaterWinsAssociativelyAndRejectDamage) {
@@ -760,28 +825,85 @@ TEST_F(RocksDbStoreTest, SettingsThatDoNotShapeStoredRowsMayChange) {
   }
 }
 
-// Rewrites the stored settings record directly (simulates a store written by an older release).
-void EditStoredSettings(const fs::path& dir, const std::function<void(nlohmann::json&)>& edit) {
+// Opens the store's RocksDB directly, without simstream, and hands `edit` the database and its
+// column families by name (simulates a store written by an older release).
+using RawColumnFamilies = std::map<std::string, rocksdb::ColumnFamilyHandle*>;
+void EditRawStore(const fs::path& dir,
+                  const std::function<void(rocksdb::DB&, const RawColumnFamilies&)>& edit) {
   rocksdb::Options opts;
   std::vector<std::string> names;
   ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(opts, dir.string(), &names).ok());
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-  for (const auto& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  for (const auto& n : names) {
+    cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    // Without it, recovering the WAL stops at the first co-occurrence patch: the rows after it
+    // (the dictionaries among them) would be missing here and lost at the next open.
+    if (n == "edges") cfs.back().options.merge_operator = EdgeRowMergeOperator();
+  }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
   ASSERT_TRUE(rocksdb::DB::Open(opts, dir.string(), cfs, &handles, &db).ok());
-  rocksdb::ColumnFamilyHandle* meta = nullptr;
-  for (size_t i = 0; i < names.size(); ++i)
-    if (names[i] == "meta") meta = handles[i];
-  ASSERT_NE(meta, nullptr);
-  std::string value;
-  ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), meta, "settings", &value).ok());
-  nlohmann::json j = nlohmann::json::parse(value);
-  edit(j);
-  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), meta, "settings", j.dump()).ok());
+  RawColumnFamilies by_name;
+  for (size_t i = 0; i < names.size(); ++i) by_name[names[i]] = handles[i];
+  edit(*db, by_name);
   for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
   ASSERT_TRUE(db->Close().ok());
   delete db;
+}
+
+// Rewrites the stored settings record directly.
+void EditStoredSettings(const fs::path& dir, const std::function<void(nlohmann::json&)>& edit) {
+  EditRawStore(dir, [&](rocksdb::DB& db, const RawColumnFamilies& cf) {
+    ASSERT_EQ(cf.count("meta"), 1u);
+    std::string value;
+    ASSERT_TRUE(db.Get(rocksdb::ReadOptions(), cf.at("meta"), "settings", &value).ok());
+    nlohmann::json j = nlohmann::json::parse(value);
+    edit(j);
+    ASSERT_TRUE(db.Put(rocksdb::WriteOptions(), cf.at("meta"), "settings", j.dump()).ok());
+  });
+}
+
+// A store the previous release wrote (schema 2, item rows with f32 counters) opens with the same
+// state, and is then recorded as schema 3: that release would not read the f64 rows written
+// from now on, so it must refuse the store rather than call it damaged.
+TEST_F(RocksDbStoreTest, ASchema2StoreIsReadAsItIsAndRecordedAsSchema3) {
+  const auto dir = Dir("schema_2");
+  const config::Options o = SmallOptions();
+  Snapshot before;
+  {
+    auto store = OpenAt(dir, o);
+    ASSERT_TRUE(store.ok());
+    Fill(*store.value(), o, 2000);
+    auto s = TakeSnapshot(*store.value());
+    ASSERT_TRUE(s.ok());
+    before = std::move(s.value());
+  }
+  size_t rewritten = 0;
+  EditRawStore(dir, [&](rocksdb::DB& db, const RawColumnFamilies& cf) {
+    ASSERT_EQ(cf.count("items"), 1u);
+    std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), cf.at("items")));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      engine::ItemState item;
+      ASSERT_TRUE(DecodeItem(it->value().ToStringView(), o.model.dim, &item));
+      ASSERT_TRUE(
+          db.Put(rocksdb::WriteOptions(), cf.at("items"), it->key(), EncodeItemVersion1(item))
+              .ok());
+      ++rewritten;
+    }
+  });
+  ASSERT_GT(rewritten, 0u);
+  EditStoredSettings(dir, [](nlohmann::json& j) { j["schema_version"] = 2; });
+
+  {
+    auto store = OpenAt(dir, o);
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    auto after = TakeSnapshot(*store.value());
+    ASSERT_TRUE(after.ok());
+    EXPECT_EQ(DiffSnapshots(before, after.value()), "");
+  }
+  EditStoredSettings(dir, [](nlohmann::json& j) { EXPECT_EQ(j["schema_version"], 3) << j; });
+  auto again = OpenAt(dir, o);
+  EXPECT_TRUE(again.ok()) << again.error().message;
 }
 
 TEST_F(RocksDbStoreTest, StoreRecordedBeforeAKeyWasCheckedAdoptsTheConfiguredValueOnce) {

@@ -465,6 +465,14 @@ Reply RouteTable::Run(const Prepared& p) const {
           const Status st = deps_.flush();
           if (!st.ok()) {
             Log("flush after forget", st.error().code + ": " + st.error().message);
+            // Sealed (Flusher::FlushBeforeHandover): no flush writes again and the daemon is
+            // stopping, so the stored user comes back at the restart.
+            if (st.error().code == "storage_sealed") {
+              return ErrorReply(503, "unavailable",
+                                "user forgotten in memory, but the state store takes no more "
+                                "writes and the daemon is stopping: the user is still stored; "
+                                "repeat the DELETE after the restart");
+            }
             return ErrorReply(500, "internal",
                               "user forgotten in memory, but storing the change failed; the "
                               "next flush retries it");

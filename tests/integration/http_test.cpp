@@ -241,7 +241,8 @@ class HttpTest : public ::testing::Test {
     deps.store = store_;
     deps.flush = [this] {
       ++flushes_;
-      return Status::Ok();
+      std::lock_guard lock(flush_result_mu_);
+      return flush_result_;
     };
     deps.ready = [this] { return ready_.load(); };
     deps.consumer_lag = [] { return std::map<int32_t, int64_t>{{0, 3}}; };
@@ -279,6 +280,8 @@ class HttpTest : public ::testing::Test {
   uint16_t port_ = 0;
   size_t base_events_ = 0;
   std::atomic<int> flushes_{0};
+  std::mutex flush_result_mu_;
+  Status flush_result_ = Status::Ok();  // what deps.flush returns
   std::atomic<bool> ready_{true};
   std::mutex consumer_mu_;
   KafkaSourceStats consumer_;  // what the consumer reports (deps.consumer)
@@ -639,6 +642,32 @@ TEST_F(HttpTest, DeleteUserForgetsAndFlushes) {
   EXPECT_EQ(flushes_, 1);
   ExpectError(Get("/v1/users/u2"), 404, "not_found");
   ExpectError(Get("/v1/users/u2/similar"), 404, "not_found");
+}
+
+// A forget whose store write fails is answered as what it is: a failed write is retried by the
+// next flush (500), a sealed flusher (a failed write before a rebalance; the daemon is stopping)
+// stores nothing more, so the user comes back at the restart unless the DELETE is repeated.
+TEST_F(HttpTest, DeleteUserSaysWhetherAFailedStoreWillBeRetried) {
+  StartServer();
+  {
+    std::lock_guard lock(flush_result_mu_);
+    flush_result_ = Error{"storage_io", "writing a batch failed"};
+  }
+  Resp r = Call(port_, http::verb::delete_, "/v1/users/u2");
+  ExpectError(r, 500, "internal");
+  EXPECT_NE(r.Json()["error"]["message"].get<std::string>().find("next flush retries"),
+            std::string::npos)
+      << r.body;
+  {
+    std::lock_guard lock(flush_result_mu_);
+    flush_result_ = Error{"storage_sealed", "the flusher is sealed"};
+  }
+  r = Call(port_, http::verb::delete_, "/v1/users/u3");
+  ExpectError(r, 503, "unavailable");
+  const std::string message = r.Json()["error"]["message"].get<std::string>();
+  EXPECT_EQ(message.find("retries"), std::string::npos) << message;
+  EXPECT_NE(message.find("repeat the DELETE"), std::string::npos) << message;
+  EXPECT_EQ(message.find("sealed"), std::string::npos) << "no internals: " << message;
 }
 
 TEST_F(HttpTest, CheckpointNeedsAStoreAndWritesOne) {

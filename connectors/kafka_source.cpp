@@ -606,9 +606,10 @@ void KafkaSource::Impl::ProbeLoop() {
                                                   : std::nullopt;
       ok = lows && highs;
       for (const auto& [p, sought] : assigned_now) {
-        const auto lo = ok ? lows->find(p) : lows->end();
-        const auto hi = ok ? highs->find(p) : highs->end();
-        if (!ok || lo == lows->end() || hi == highs->end()) {
+        if (!ok) break;
+        const auto lo = lows->find(p);
+        const auto hi = highs->find(p);
+        if (lo == lows->end() || hi == highs->end()) {
           ok = false;
           break;
         }

@@ -29,7 +29,8 @@ inline constexpr uint8_t kItemRowVersion = 2;
 //   1  one key per co-occurrence edge: EdgeKey(a, b) -> weight
 //   2  one key per co-occurrence row: IndexKey(a) -> EncodeEdgeRow (full row, or merged patches)
 //   3  as 2; item rows may be version 2. A store of schema 2 is read as it is and recorded as
-//      3 when opened (a release that writes schema 2 cannot read it afterwards).
+//      3 in the batch that writes its first version 2 item rows (a release that writes schema 2
+//      refuses it from then on, and can still open it before).
 inline constexpr uint32_t kSchemaVersion = 3;
 inline constexpr uint32_t kOldestReadableSchema = 2;
 

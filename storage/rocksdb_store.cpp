@@ -26,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -238,6 +239,10 @@ class RocksDbStore final : public StateStore {
       EncodeItem(st, &buf);
       ok &= check(batch.Put(handles_[kItems], IndexKey(i), buf));
     }
+    // The first item rows of the current version recorded with the layout they need, in the
+    // same batch: until then an older store keeps its schema, and its release can still open it.
+    const bool upgrade = !schema_upgrade_.empty() && !cs.items.empty();
+    if (upgrade) ok &= check(batch.Put(handles_[kMeta], kSettingsKey, schema_upgrade_));
     ok &= WriteEdgeRows(cs, batch, buf);
     // An empty id is a tombstone: the index stays taken, the external id is gone.
     for (const auto& [idx, id] : cs.new_user_ids)
@@ -258,6 +263,7 @@ class RocksDbStore final : public StateStore {
     wo.sync = false;  // see state_store.hpp: a process crash loses nothing; power loss re-reads
     wo.disableWAL = false;
     const rocksdb::Status s = db_->Write(wo, &batch);
+    if (s.ok() && upgrade) schema_upgrade_.clear();
     // A catch-up's flushes are tens of MB, a steady stream's far smaller: give a buffer left
     // much larger than its last use back.
     if (batch.Data().capacity() > kKeptBatchBytes &&
@@ -469,13 +475,15 @@ class RocksDbStore final : public StateStore {
     nlohmann::json have = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
     if (have.is_discarded() || !have.is_object()) return Corrupt("meta/settings");
     bool adopted = false;
-    // An older layout this release reads as it is: recorded as the current one, so the release
-    // that wrote it refuses the store (it cannot read the rows written from now on).
+    // An older layout this release reads as it is. It is recorded as the current one with the
+    // first rows only the current one can read (Write), so that the release that wrote it then
+    // refuses the store instead of calling it damaged, and can still open it until then.
+    std::optional<nlohmann::json> older_schema;
     if (const auto ver = have.find("schema_version");
         ver != have.end() && ver->is_number_unsigned() &&
         ver->get<uint32_t>() >= kOldestReadableSchema && ver->get<uint32_t>() < kSchemaVersion) {
+      older_schema = *ver;
       *ver = kSchemaVersion;
-      adopted = true;
     }
     // Another layout cannot be read at all: refuse before comparing anything else.
     if (const auto ver = have.find("schema_version");
@@ -514,8 +522,11 @@ class RocksDbStore final : public StateStore {
         keep += " --set " + name + "=" + (it->is_string() ? it->get<std::string>() : stored);
     }
     if (diffs.empty()) {
+      if (older_schema) schema_upgrade_ = have.dump();
       if (!adopted) return Status::Ok();
-      s = db_->Put(rocksdb::WriteOptions(), handles_[kMeta], kSettingsKey, have.dump());
+      nlohmann::json record = have;
+      if (older_schema) record["schema_version"] = *older_schema;
+      s = db_->Put(rocksdb::WriteOptions(), handles_[kMeta], kSettingsKey, record.dump());
       if (!s.ok()) return MapStatus(s, path_, "recording the schema");
       return Status::Ok();
     }
@@ -537,6 +548,9 @@ class RocksDbStore final : public StateStore {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   static constexpr size_t kKeptBatchBytes = 64 << 20;
   std::mutex batch_mu_;  // Write() may be called from several threads
+  // Settings recording the current schema, written with the first item rows (set on opening a
+  // store of an older schema; guarded by batch_mu_ from then on). Empty: nothing to record.
+  std::string schema_upgrade_;
   rocksdb::WriteBatch batch_;
   std::string buf_;
 };

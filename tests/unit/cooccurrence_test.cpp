@@ -232,8 +232,6 @@ TEST(CooccurrenceGraphTest, HandCase) {
   EXPECT_EQ(graph.Cosine(3, 1), 0.0f);
 }
 
-// With pruning, rows stay bounded; surviving weights never exceed the unpruned weights
-// (a pruned link restarts from zero when it comes back).
 // Counts are doubles: a float count stops at 2^24 and rounds a 0.5 weight away from 2^23 on.
 TEST(CooccurrenceGraphTest, CountsKeepGrowingPastWhereAFloatStops) {
   CooccurrenceGraph graph(/*max_row=*/16);
@@ -249,6 +247,8 @@ TEST(CooccurrenceGraphTest, CountsKeepGrowingPastWhereAFloatStops) {
   EXPECT_FLOAT_EQ(graph.Norm(0), static_cast<float>(1.0 / std::sqrt(16777217.0)));
 }
 
+// With pruning, rows stay bounded; surviving weights never exceed the unpruned weights
+// (a pruned link restarts from zero when it comes back).
 TEST(CooccurrenceGraphTest, PruningBoundsRows) {
   std::mt19937_64 rng(4);
   constexpr uint32_t kItems = 400;

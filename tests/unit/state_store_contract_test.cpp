@@ -864,9 +864,10 @@ void EditStoredSettings(const fs::path& dir, const std::function<void(nlohmann::
 }
 
 // A store the previous release wrote (schema 2, item rows with f32 counters) opens with the same
-// state, and is then recorded as schema 3: that release would not read the f64 rows written
-// from now on, so it must refuse the store rather than call it damaged.
-TEST_F(RocksDbStoreTest, ASchema2StoreIsReadAsItIsAndRecordedAsSchema3) {
+// state, and is recorded as schema 3 with the first f64 item rows written: that release would
+// not read them, so it must refuse the store rather than call it damaged. Opened only, the
+// store stays schema 2 (that release can still take it back).
+TEST_F(RocksDbStoreTest, ASchema2StoreIsReadAsItIsAndRecordedAsSchema3WithItsFirstNewRows) {
   const auto dir = Dir("schema_2");
   const config::Options o = SmallOptions();
   Snapshot before;
@@ -901,9 +902,22 @@ TEST_F(RocksDbStoreTest, ASchema2StoreIsReadAsItIsAndRecordedAsSchema3) {
     ASSERT_TRUE(after.ok());
     EXPECT_EQ(DiffSnapshots(before, after.value()), "");
   }
+  EditStoredSettings(dir, [](nlohmann::json& j) { EXPECT_EQ(j["schema_version"], 2) << j; });
+  {
+    auto store = OpenAt(dir, o);
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    engine::Engine e(o);
+    ASSERT_TRUE(store.value()->LoadInto(e).ok());
+    e.SetChangeTracking(true);
+    ApplyRange(e, Stream(300, 77), 0, 300, /*partition=*/1);  // new events: item rows change
+    ASSERT_TRUE(Flush(e, *store.value()).ok());
+  }
   EditStoredSettings(dir, [](nlohmann::json& j) { EXPECT_EQ(j["schema_version"], 3) << j; });
   auto again = OpenAt(dir, o);
-  EXPECT_TRUE(again.ok()) << again.error().message;
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  auto last = TakeSnapshot(*again.value());
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(last->events_applied, 2300u);
 }
 
 TEST_F(RocksDbStoreTest, StoreRecordedBeforeAKeyWasCheckedAdoptsTheConfiguredValueOnce) {

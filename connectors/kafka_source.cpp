@@ -577,6 +577,11 @@ void KafkaSource::Impl::Commit(const std::map<int32_t, int64_t>& offsets, int wa
 }
 
 void KafkaSource::Impl::ProbeLoop() {
+  // An offsets query left unanswered stays in flight until socket.timeout.ms: the next one waits
+  // (twice as long after each failure, at most 8 timeouts), so a broker too busy to answer in
+  // time does not get two more requests every interval.
+  int offsets_failures = 0;
+  Clock::time_point offsets_not_before{};
   std::unique_lock lock(probe_mu);
   while (!stopping.load()) {
     lock.unlock();
@@ -596,7 +601,9 @@ void KafkaSource::Impl::ProbeLoop() {
       consumed_now = consumed_next;
     }
     std::map<int32_t, int64_t> lag_now;
-    if (ok && !assigned_now.empty() && !stopping.load()) {
+    if (ok && !assigned_now.empty() && !stopping.load() && Clock::now() < offsets_not_before) {
+      ok = false;  // backing off: the lag stays unmeasured
+    } else if (ok && !assigned_now.empty() && !stopping.load()) {
       std::vector<int32_t> parts;
       for (const auto& entry : assigned_now) parts.push_back(entry.first);
       const auto lows =
@@ -605,6 +612,13 @@ void KafkaSource::Impl::ProbeLoop() {
                                                                 RD_KAFKA_OFFSET_END, timeout)
                                                   : std::nullopt;
       ok = lows && highs;
+      if (ok) {
+        offsets_failures = 0;
+      } else if (!stopping.load()) {
+        offsets_failures = std::min(offsets_failures + 1, 3);
+        offsets_not_before =
+            Clock::now() + std::chrono::milliseconds(int64_t{timeout} << offsets_failures);
+      }
       for (const auto& [p, sought] : assigned_now) {
         if (!ok) break;
         const auto lo = lows->find(p);

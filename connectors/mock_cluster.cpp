@@ -71,15 +71,26 @@ Status MockCluster::SetBrokerRtt(int32_t id, int rtt_ms) {
   return Status::Ok();
 }
 
-Status MockCluster::DelayNextRequests(int32_t id, int api_key, int count, int rtt_ms) {
+Status MockCluster::AnswerNextRequests(int32_t id, int api_key, int count, int error, int rtt_ms) {
   for (int i = 0; i < count; ++i) {
     const rd_kafka_resp_err_t err = rd_kafka_mock_broker_push_request_error_rtts(
-        impl_->cluster, id, static_cast<int16_t>(api_key), 1, RD_KAFKA_RESP_ERR_NO_ERROR, rtt_ms);
+        impl_->cluster, id, static_cast<int16_t>(api_key), 1,
+        static_cast<rd_kafka_resp_err_t>(error), rtt_ms);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return kafka::KafkaError("delaying requests to broker " + std::to_string(id), err);
+      return kafka::KafkaError("scripting answers of broker " + std::to_string(id), err);
     }
   }
   return Status::Ok();
+}
+
+Result<size_t> MockCluster::PendingAnswers(int32_t id, int api_key) {
+  size_t n = 0;
+  const rd_kafka_resp_err_t err =
+      rd_kafka_mock_broker_error_stack_cnt(impl_->cluster, id, static_cast<int16_t>(api_key), &n);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return kafka::KafkaError("counting scripted answers of broker " + std::to_string(id), err);
+  }
+  return n;
 }
 
 Status MockCluster::SetBrokerUp(int32_t id) {

@@ -36,9 +36,14 @@ class MockCluster {
   void FailNextRequests(int api_key, const std::vector<int>& errors);
   // Delays every answer of broker `id` by `rtt_ms` (0: none). Errors: "kafka_error".
   [[nodiscard]] Status SetBrokerRtt(int32_t id, int rtt_ms);
-  // Delays broker `id`'s answers to its next `count` requests with Kafka API key `api_key` by
-  // `rtt_ms` each (answers to other requests are not delayed). Errors: "kafka_error".
-  [[nodiscard]] Status DelayNextRequests(int32_t id, int api_key, int count, int rtt_ms);
+  // Broker `id` answers its next `count` requests with Kafka API key `api_key` with error
+  // `error` (0: none), each `rtt_ms` late. The mock sends a connection's answers in order, so a
+  // late answer also holds the answers queued behind it on that connection. Errors:
+  // "kafka_error".
+  [[nodiscard]] Status AnswerNextRequests(int32_t id, int api_key, int count, int error,
+                                          int rtt_ms);
+  // How many of those answers broker `id` has not given yet (requests not yet received).
+  [[nodiscard]] Result<size_t> PendingAnswers(int32_t id, int api_key);
 
   struct Impl;  // implementation detail (librdkafka handles), defined in mock_cluster.cpp
 

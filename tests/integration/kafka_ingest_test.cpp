@@ -778,9 +778,9 @@ TEST(KafkaIngest, AnUnansweredLagProbeDoesNotHoldTheStopMock) {
   ASSERT_TRUE(WaitFor([&] { return engine.events_applied() == events.size(); }, 30s))
       << engine.events_applied();
   ASSERT_TRUE(WaitFor([&] { return (*src)->Healthy(); }, 10s));
-  // From now on the broker answers offset queries only after 30 s; nothing else is delayed.
+  // From now on the broker answers offset queries only after 30 s.
   constexpr int kListOffsets = 2;
-  ASSERT_TRUE((*cluster)->DelayNextRequests(1, kListOffsets, 100, 30000).ok());
+  ASSERT_TRUE((*cluster)->AnswerNextRequests(1, kListOffsets, 100, 0, 30000).ok());
   std::this_thread::sleep_for(1500ms);  // several probe intervals: a query is outstanding
   const auto t0 = std::chrono::steady_clock::now();
   EXPECT_TRUE((*src)->Stop().ok());
@@ -788,6 +788,51 @@ TEST(KafkaIngest, AnUnansweredLagProbeDoesNotHoldTheStopMock) {
   std::printf("stop with an unanswered offset query: %.2f s\n",
               std::chrono::duration<double>(took).count());
   EXPECT_LT(took, 5s);
+}
+
+// Offsets queries that fail are retried after a growing pause, not every probe interval (an
+// unanswered one stays in flight until socket.timeout.ms), and the lag is measured again once
+// they are answered.
+TEST(KafkaIngest, FailedOffsetQueriesBackOffAndTheLagIsMeasuredAgainMock) {
+  auto cluster = MockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.error().message;
+  const config::Options o = MakeOptions((*cluster)->bootstrap_servers(), Unique("probe_backoff"));
+  ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.topic, 2).ok());
+  const auto events = MakeEvents(300, 20, kItems, 43);
+  PublishAll(o.kafka, events);
+
+  engine::Engine engine(o);
+  KafkaSourceOptions so;
+  so.probe_interval_ms = 300;
+  auto src = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), engine, {}, so);
+  ASSERT_TRUE(src.ok());
+  ASSERT_TRUE((*src)->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return engine.events_applied() == events.size(); }, 30s));
+  ASSERT_TRUE(WaitFor([&] { return (*src)->Healthy(); }, 10s));
+  // The next four offsets queries fail at once (a permanent error: no retry inside librdkafka).
+  constexpr int kListOffsets = 2;
+  constexpr int kTopicAuthorizationFailed = 29;
+  ASSERT_TRUE(
+      (*cluster)->AnswerNextRequests(1, kListOffsets, 4, kTopicAuthorizationFailed, 0).ok());
+  const auto t0 = std::chrono::steady_clock::now();
+  bool seen_unhealthy = false;  // the lag is unmeasured while its queries fail
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        seen_unhealthy |= !(*src)->Healthy();
+        auto n = (*cluster)->PendingAnswers(1, kListOffsets);
+        return n.ok() && *n == 0;
+      },
+      30s));
+  const auto took = std::chrono::steady_clock::now() - t0;
+  std::printf("four failing offsets queries sent within %.2f s\n",
+              std::chrono::duration<double>(took).count());
+  // One a probe without a pause (about every 0.3 s: all four within ~1.5 s). With it, the second
+  // waits 0.6 s after the first failed, the third 1.2 s and the fourth 2.4 s: 4.2 s at least.
+  EXPECT_GE(took, 3s);
+  EXPECT_TRUE(seen_unhealthy);
+  // The next query is answered: the lag is measured again.
+  EXPECT_TRUE(WaitFor([&] { return (*src)->Healthy(); }, 15s));
+  EXPECT_TRUE((*src)->Stop().ok());
 }
 
 TEST(KafkaIngest, StopFlushesAndRestartResumesFromStoredOffsetsMock) {

@@ -758,32 +758,49 @@ TEST(KafkaIngest, BrokerDownAndUpRecoversByItselfMock) {
   EXPECT_TRUE((*src)->Stop().ok());
 }
 
+// A consumer whose lag is probed every 300 ms, on a new topic (`tag`) of two partitions that
+// holds 300 events (seed `seed`): started, caught up and healthy. The source stops first.
+struct ProbedConsumer {
+  std::unique_ptr<MockCluster> cluster;
+  config::Options options;
+  std::unique_ptr<engine::Engine> engine;
+  std::unique_ptr<KafkaSource> source;
+};
+void StartProbedConsumer(const std::string& tag, uint32_t seed, ProbedConsumer& c) {
+  auto cluster = MockCluster::Start(1);
+  ASSERT_TRUE(cluster.ok()) << cluster.error().message;
+  c.cluster = std::move(*cluster);
+  c.options = MakeOptions(c.cluster->bootstrap_servers(), Unique(tag));
+  ASSERT_TRUE(c.cluster->CreateTopic(c.options.kafka.topic, 2).ok());
+  const auto events = MakeEvents(300, 20, kItems, seed);
+  PublishAll(c.options.kafka, events);
+  c.engine = std::make_unique<engine::Engine>(c.options);
+  KafkaSourceOptions so;
+  so.probe_interval_ms = 300;
+  auto src =
+      KafkaSource::Create(c.options.kafka, engine::EventRulesFrom(c.options), *c.engine, {}, so);
+  ASSERT_TRUE(src.ok());
+  c.source = std::move(*src);
+  ASSERT_TRUE(c.source->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return c.engine->events_applied() == events.size(); }, 30s))
+      << c.engine->events_applied();
+  ASSERT_TRUE(WaitFor([&] { return c.source->Healthy(); }, 10s));
+}
+
 // A broker that stops answering the lag probe's offset queries (ListOffsets) does not hold the
 // stop. rd_kafka_query_watermark_offsets waited for the answer past its own timeout (until the
 // request timed out, socket.timeout.ms: 60 s by default), and Stop joins the prober.
 TEST(KafkaIngest, AnUnansweredLagProbeDoesNotHoldTheStopMock) {
-  auto cluster = MockCluster::Start(1);
-  ASSERT_TRUE(cluster.ok()) << cluster.error().message;
-  const config::Options o = MakeOptions((*cluster)->bootstrap_servers(), Unique("probe_stall"));
-  ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.topic, 2).ok());
-  const auto events = MakeEvents(300, 20, kItems, 41);
-  PublishAll(o.kafka, events);
-
-  engine::Engine engine(o);
-  KafkaSourceOptions so;
-  so.probe_interval_ms = 300;
-  auto src = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), engine, {}, so);
-  ASSERT_TRUE(src.ok());
-  ASSERT_TRUE((*src)->Start().ok());
-  ASSERT_TRUE(WaitFor([&] { return engine.events_applied() == events.size(); }, 30s))
-      << engine.events_applied();
-  ASSERT_TRUE(WaitFor([&] { return (*src)->Healthy(); }, 10s));
+  ProbedConsumer c;
+  ASSERT_NO_FATAL_FAILURE(StartProbedConsumer("probe_stall", 41, c));
+  MockCluster* cluster = c.cluster.get();
+  KafkaSource* src = c.source.get();
   // From now on the broker answers offset queries only after 30 s.
   constexpr int kListOffsets = 2;
-  ASSERT_TRUE((*cluster)->AnswerNextRequests(1, kListOffsets, 100, 0, 30000).ok());
+  ASSERT_TRUE(cluster->AnswerNextRequests(1, kListOffsets, 100, 0, 30000).ok());
   std::this_thread::sleep_for(1500ms);  // several probe intervals: a query is outstanding
   const auto t0 = std::chrono::steady_clock::now();
-  EXPECT_TRUE((*src)->Stop().ok());
+  EXPECT_TRUE(src->Stop().ok());
   const auto took = std::chrono::steady_clock::now() - t0;
   std::printf("stop with an unanswered offset query: %.2f s\n",
               std::chrono::duration<double>(took).count());
@@ -794,32 +811,20 @@ TEST(KafkaIngest, AnUnansweredLagProbeDoesNotHoldTheStopMock) {
 // unanswered one stays in flight until socket.timeout.ms), and the lag is measured again once
 // they are answered.
 TEST(KafkaIngest, FailedOffsetQueriesBackOffAndTheLagIsMeasuredAgainMock) {
-  auto cluster = MockCluster::Start(1);
-  ASSERT_TRUE(cluster.ok()) << cluster.error().message;
-  const config::Options o = MakeOptions((*cluster)->bootstrap_servers(), Unique("probe_backoff"));
-  ASSERT_TRUE((*cluster)->CreateTopic(o.kafka.topic, 2).ok());
-  const auto events = MakeEvents(300, 20, kItems, 43);
-  PublishAll(o.kafka, events);
-
-  engine::Engine engine(o);
-  KafkaSourceOptions so;
-  so.probe_interval_ms = 300;
-  auto src = KafkaSource::Create(o.kafka, engine::EventRulesFrom(o), engine, {}, so);
-  ASSERT_TRUE(src.ok());
-  ASSERT_TRUE((*src)->Start().ok());
-  ASSERT_TRUE(WaitFor([&] { return engine.events_applied() == events.size(); }, 30s));
-  ASSERT_TRUE(WaitFor([&] { return (*src)->Healthy(); }, 10s));
+  ProbedConsumer c;
+  ASSERT_NO_FATAL_FAILURE(StartProbedConsumer("probe_backoff", 43, c));
+  MockCluster* cluster = c.cluster.get();
+  KafkaSource* src = c.source.get();
   // The next four offsets queries fail at once (a permanent error: no retry inside librdkafka).
   constexpr int kListOffsets = 2;
   constexpr int kTopicAuthorizationFailed = 29;
-  ASSERT_TRUE(
-      (*cluster)->AnswerNextRequests(1, kListOffsets, 4, kTopicAuthorizationFailed, 0).ok());
+  ASSERT_TRUE(cluster->AnswerNextRequests(1, kListOffsets, 4, kTopicAuthorizationFailed, 0).ok());
   const auto t0 = std::chrono::steady_clock::now();
   bool seen_unhealthy = false;  // the lag is unmeasured while its queries fail
   ASSERT_TRUE(WaitFor(
       [&] {
-        seen_unhealthy |= !(*src)->Healthy();
-        auto n = (*cluster)->PendingAnswers(1, kListOffsets);
+        seen_unhealthy |= !src->Healthy();
+        auto n = cluster->PendingAnswers(1, kListOffsets);
         return n.ok() && *n == 0;
       },
       30s));
@@ -831,8 +836,8 @@ TEST(KafkaIngest, FailedOffsetQueriesBackOffAndTheLagIsMeasuredAgainMock) {
   EXPECT_GE(took, 3s);
   EXPECT_TRUE(seen_unhealthy);
   // The next query is answered: the lag is measured again.
-  EXPECT_TRUE(WaitFor([&] { return (*src)->Healthy(); }, 15s));
-  EXPECT_TRUE((*src)->Stop().ok());
+  EXPECT_TRUE(WaitFor([&] { return src->Healthy(); }, 15s));
+  EXPECT_TRUE(src->Stop().ok());
 }
 
 TEST(KafkaIngest, StopFlushesAndRestartResumesFromStoredOffsetsMock) {

@@ -680,6 +680,16 @@ class RocksDbStoreTest : public ::testing::Test {
     ApplyRange(e, ev, 0, ev.size());
     ASSERT_TRUE(Flush(e, store).ok());
   }
+  // A new store at `dir` filled with `n` events and closed; `snapshot` gets its content.
+  static void FillAndClose(const fs::path& dir, const config::Options& o, size_t n,
+                           Snapshot& snapshot) {
+    auto store = OpenAt(dir, o);
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    Fill(*store.value(), o, n);
+    auto s = TakeSnapshot(*store.value());
+    ASSERT_TRUE(s.ok());
+    snapshot = std::move(s.value());
+  }
   // Fill with `victim` among other users, then forget `victim` and flush (no purge).
   static void FillThenForget(StateStore& store, const config::Options& o,
                              const std::string& victim) {
@@ -697,14 +707,7 @@ TEST_F(RocksDbStoreTest, ReopenAfterCloseGivesTheSameState) {
   const auto dir = Dir("reopen");
   const config::Options o = SmallOptions();
   Snapshot before;
-  {
-    auto store = OpenAt(dir, o);
-    ASSERT_TRUE(store.ok());
-    Fill(*store.value(), o, 2000);
-    auto s = TakeSnapshot(*store.value());
-    ASSERT_TRUE(s.ok());
-    before = std::move(s.value());
-  }
+  ASSERT_NO_FATAL_FAILURE(FillAndClose(dir, o, 2000, before));
   auto store = OpenAt(dir, o);
   ASSERT_TRUE(store.ok()) << store.error().message;
   auto after = TakeSnapshot(*store.value());
@@ -871,14 +874,7 @@ TEST_F(RocksDbStoreTest, ASchema2StoreIsReadAsItIsAndRecordedAsSchema3WithItsFir
   const auto dir = Dir("schema_2");
   const config::Options o = SmallOptions();
   Snapshot before;
-  {
-    auto store = OpenAt(dir, o);
-    ASSERT_TRUE(store.ok());
-    Fill(*store.value(), o, 2000);
-    auto s = TakeSnapshot(*store.value());
-    ASSERT_TRUE(s.ok());
-    before = std::move(s.value());
-  }
+  ASSERT_NO_FATAL_FAILURE(FillAndClose(dir, o, 2000, before));
   size_t rewritten = 0;
   EditRawStore(dir, [&](rocksdb::DB& db, const RawColumnFamilies& cf) {
     ASSERT_EQ(cf.count("items"), 1u);

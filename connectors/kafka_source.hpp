@@ -113,7 +113,9 @@ class KafkaSource {
   // broker notices at session timeout). Idempotent. Returns before_revoke's error, if any.
   Status Stop();
 
-  // True when the last probe reached the cluster (false until the first probe succeeds).
+  // True when a recent probe reached the cluster and measured the lag of every assigned
+  // partition (false until the first does, and while offsets queries fail or back off: at most
+  // 8 probe timeouts after the last failed one).
   bool Healthy() const;
   // Messages behind the high watermark per assigned partition (as of the last probe).
   std::map<int32_t, int64_t> Lag() const;

@@ -95,6 +95,11 @@ struct KafkaSource::Impl {
 
   void PollLoop();
   void ProbeLoop();
+  // The lag of each assigned partition from one pair of offsets queries; nullopt when either
+  // failed or a stop began between them.
+  std::optional<std::map<int32_t, int64_t>> MeasureLag(
+      const std::map<int32_t, int64_t>& assigned_now,
+      const std::map<int32_t, int64_t>& consumed_now, int timeout_ms);
   void Handle(rd_kafka_message_t* msg);
   // Hands what was read to the learner thread (waiting while the previous batch still waits,
   // and, when the batch dead-lettered anything, for the DLQ's acknowledgements).
@@ -172,6 +177,7 @@ std::optional<std::map<int32_t, int64_t>> ListOffsets(rd_kafka_t* rk, const std:
     if (e.err != RD_KAFKA_RESP_ERR_NO_ERROR || e.offset < 0) return std::nullopt;
     out[e.partition] = e.offset;
   }
+  if (out.size() != parts.size()) return std::nullopt;  // an answer for each, or none
   return out;
 }
 
@@ -576,6 +582,26 @@ void KafkaSource::Impl::Commit(const std::map<int32_t, int64_t>& offsets, int wa
   }
 }
 
+std::optional<std::map<int32_t, int64_t>> KafkaSource::Impl::MeasureLag(
+    const std::map<int32_t, int64_t>& assigned_now, const std::map<int32_t, int64_t>& consumed_now,
+    int timeout_ms) {
+  std::vector<int32_t> parts;
+  for (const auto& entry : assigned_now) parts.push_back(entry.first);
+  // Every partition asked is in both answers: ListOffsets answers all of them or none.
+  const auto lows =
+      ListOffsets(rk.get(), kafka.topic, parts, RD_KAFKA_OFFSET_BEGINNING, timeout_ms);
+  if (!lows || stopping.load()) return std::nullopt;
+  const auto highs = ListOffsets(rk.get(), kafka.topic, parts, RD_KAFKA_OFFSET_END, timeout_ms);
+  if (!highs) return std::nullopt;
+  std::map<int32_t, int64_t> out;
+  for (const auto& [p, sought] : assigned_now) {
+    const auto it = consumed_now.find(p);
+    out[p] =
+        PartitionLag(lows->at(p), highs->at(p), sought, it != consumed_now.end() ? it->second : -1);
+  }
+  return out;
+}
+
 void KafkaSource::Impl::ProbeLoop() {
   // An offsets query left unanswered stays in flight until socket.timeout.ms: the next one waits
   // (twice as long after each failure, at most 8 timeouts), so a broker too busy to answer in
@@ -600,42 +626,26 @@ void KafkaSource::Impl::ProbeLoop() {
       assigned_now = assigned;
       consumed_now = consumed_next;
     }
-    std::map<int32_t, int64_t> lag_now;
-    if (ok && !assigned_now.empty() && !stopping.load() && Clock::now() < offsets_not_before) {
-      ok = false;  // backing off: the lag stays unmeasured
-    } else if (ok && !assigned_now.empty() && !stopping.load()) {
-      std::vector<int32_t> parts;
-      for (const auto& entry : assigned_now) parts.push_back(entry.first);
-      const auto lows =
-          ListOffsets(rk.get(), kafka.topic, parts, RD_KAFKA_OFFSET_BEGINNING, timeout);
-      const auto highs = lows && !stopping.load() ? ListOffsets(rk.get(), kafka.topic, parts,
-                                                                RD_KAFKA_OFFSET_END, timeout)
-                                                  : std::nullopt;
-      ok = lows && highs;
-      if (ok) {
-        offsets_failures = 0;
-      } else if (!stopping.load()) {
-        offsets_failures = std::min(offsets_failures + 1, 3);
-        offsets_not_before =
-            Clock::now() + std::chrono::milliseconds(int64_t{timeout} << offsets_failures);
-      }
-      for (const auto& [p, sought] : assigned_now) {
-        if (!ok) break;
-        const auto lo = lows->find(p);
-        const auto hi = highs->find(p);
-        if (lo == lows->end() || hi == highs->end()) {
-          ok = false;
-          break;
+    std::optional<std::map<int32_t, int64_t>> lag_now = std::map<int32_t, int64_t>{};
+    if (ok && !assigned_now.empty() && !stopping.load()) {
+      if (Clock::now() < offsets_not_before) {
+        lag_now = std::nullopt;  // backing off: the lag stays unmeasured
+      } else {
+        lag_now = MeasureLag(assigned_now, consumed_now, timeout);
+        if (lag_now) {
+          offsets_failures = 0;
+        } else if (!stopping.load()) {
+          offsets_failures = std::min(offsets_failures + 1, 3);
+          offsets_not_before =
+              Clock::now() + std::chrono::milliseconds(int64_t{timeout} << offsets_failures);
         }
-        auto it = consumed_now.find(p);
-        lag_now[p] = PartitionLag(lo->second, hi->second, sought,
-                                  it != consumed_now.end() ? it->second : -1);
       }
     }
+    ok = ok && lag_now.has_value();
     if (ok) {
       last_probe_ok_ms.store(NowMs());
       std::lock_guard g(mu);
-      for (const auto& [p, l] : lag_now) {
+      for (const auto& [p, l] : *lag_now) {
         if (assigned.count(p) != 0) lag[p] = l;
       }
     }

@@ -758,6 +758,9 @@ TEST(KafkaIngest, BrokerDownAndUpRecoversByItselfMock) {
   EXPECT_TRUE((*src)->Stop().ok());
 }
 
+// The Kafka API key of the lag probe's offset queries.
+constexpr int kListOffsets = 2;
+
 // A consumer whose lag is probed every 300 ms, on a new topic (`tag`) of two partitions that
 // holds 300 events (seed `seed`): started, caught up and healthy. The source stops first.
 struct ProbedConsumer {
@@ -796,7 +799,6 @@ TEST(KafkaIngest, AnUnansweredLagProbeDoesNotHoldTheStopMock) {
   MockCluster* cluster = c.cluster.get();
   KafkaSource* src = c.source.get();
   // From now on the broker answers offset queries only after 30 s.
-  constexpr int kListOffsets = 2;
   ASSERT_TRUE(cluster->AnswerNextRequests(1, kListOffsets, 100, 0, 30000).ok());
   std::this_thread::sleep_for(1500ms);  // several probe intervals: a query is outstanding
   const auto t0 = std::chrono::steady_clock::now();
@@ -816,7 +818,6 @@ TEST(KafkaIngest, FailedOffsetQueriesBackOffAndTheLagIsMeasuredAgainMock) {
   MockCluster* cluster = c.cluster.get();
   KafkaSource* src = c.source.get();
   // The next four offsets queries fail at once (a permanent error: no retry inside librdkafka).
-  constexpr int kListOffsets = 2;
   constexpr int kTopicAuthorizationFailed = 29;
   ASSERT_TRUE(cluster->AnswerNextRequests(1, kListOffsets, 4, kTopicAuthorizationFailed, 0).ok());
   const auto t0 = std::chrono::steady_clock::now();

@@ -1,6 +1,7 @@
 // Storage benchmarks (acceptance 2 of the durable-state issue):
 //   BM_FlushPer100kEvents  amortised flush cost per event when 100k events/s are flushed once a
 //                          second (apply 100k events, then one flush), and bytes written.
+//   BM_FlushLongHistories  the same for users who had each seen 20, 200 or 2,000 items before.
 //   BM_StartToReady        open + LoadInto of a store of 1M users x d=64 (target <= 10 s), and
 //                          bytes on disk per user. The store is built once from synthetic rows,
 //                          with a co-occurrence graph of 20k items x 50 neighbours (1M edges,
@@ -105,6 +106,93 @@ void BM_FlushPer100kEvents(benchmark::State& state) {
   fs::remove_all(dir);
 }
 BENCHMARK(BM_FlushPer100kEvents)->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The flush of 100k events of 5,000 users who had each seen `history` items before (their
+// seen lists set in the rows written first, then loaded), in the pattern of
+// BM_FlushPer100kEvents. What a flush writes per user must not grow with the user's history.
+void BM_FlushLongHistories(benchmark::State& state) {
+  const size_t history = static_cast<size_t>(state.range(0));
+  constexpr size_t kPerFlush = 100000, kWarm = 20000;
+  constexpr uint32_t kItems = 20000;
+  config::Options o;  // defaults: d = 64
+  const fs::path dir = TempDir("history");
+  o.storage.path = dir.string();
+  engine::GeneratorOptions g;
+  g.users = 5000;
+  g.items = kItems;
+  g.events = kWarm + kPerFlush * 4;
+  g.min_user_events = 1;
+  std::vector<engine::SourcedEvent> events;
+  (void)engine::Generate(g, [&](const engine::Event& e) {
+    events.push_back({e, 0, static_cast<int64_t>(events.size())});
+  });
+  auto store = storage::OpenRocksDbStore(o.storage, o.model, "events");
+  if (!store.ok()) {
+    state.SkipWithError(store.error().message.c_str());
+    return;
+  }
+  {
+    engine::Engine warm(o);
+    warm.SetChangeTracking(true);
+    (void)warm.Apply(std::vector<engine::SourcedEvent>(events.begin(), events.begin() + kWarm));
+    engine::ChangeSet cs;
+    warm.TakeChanges(cs);
+    std::mt19937 rng(5);
+    const auto items = static_cast<uint32_t>(cs.items.size());  // those the warm-up created
+    for (auto& [u, row] : cs.users) {
+      for (size_t k = 0; k < history; ++k) row.seen.push_back(rng() % items);
+      std::sort(row.seen.begin(), row.seen.end());
+      row.seen.erase(std::unique(row.seen.begin(), row.seen.end()), row.seen.end());
+    }
+    if (Status st = store.value()->Write(cs); !st.ok()) {
+      state.SkipWithError(st.error().message.c_str());
+      return;
+    }
+  }
+  engine::Engine engine(o);
+  if (Status st = store.value()->LoadInto(engine); !st.ok()) {
+    state.SkipWithError(st.error().message.c_str());
+    return;
+  }
+  storage::Flusher flusher(engine, *store.value(), o.storage);
+  size_t next = kWarm;
+  int64_t offset = kWarm;
+  std::vector<engine::SourcedEvent> batch;
+  uint64_t bytes = 0;
+  double flush_s = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    if (next + kPerFlush > events.size()) next = kWarm;
+    for (size_t i = next; i < next + kPerFlush; i += 1000) {
+      batch.assign(events.begin() + static_cast<std::ptrdiff_t>(i),
+                   events.begin() + static_cast<std::ptrdiff_t>(i + 1000));
+      for (auto& e : batch) e.offset = offset++;
+      (void)engine.Apply(batch);
+    }
+    next += kPerFlush;
+    const uint64_t before = store.value()->SizeBytes();
+    state.ResumeTiming();
+    const auto t0 = std::chrono::steady_clock::now();
+    if (Status st = flusher.FlushNow(); !st.ok()) state.SkipWithError(st.error().message.c_str());
+    flush_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    state.PauseTiming();
+    bytes += store.value()->SizeBytes() - before;
+    state.ResumeTiming();
+  }
+  const double n = static_cast<double>(state.iterations());
+  state.counters["flush_ns_per_event"] = flush_s * 1e9 / (n * kPerFlush);
+  state.counters["bytes_per_event"] = static_cast<double>(bytes) / (n * kPerFlush);
+  (void)flusher.Stop();
+  store.value().reset();
+  fs::remove_all(dir);
+}
+BENCHMARK(BM_FlushLongHistories)
+    ->Arg(20)
+    ->Arg(200)
+    ->Arg(2000)
+    ->Iterations(3)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // A store of `users` synthetic users (20 seen items, full history and sketch) and 20k items.
 Status BuildStore(const config::Options& o, size_t users) {

@@ -46,7 +46,9 @@ class StateStore {
   // (in order, an empty id is a tombstone), the global state, next offsets and events_applied.
   [[nodiscard]] virtual Status Write(const engine::ChangeSet& changes) = 0;
   // Loads the whole stored state into a fresh `engine` (nothing for an empty store), through
-  // Visit(). Errors: "schema_mismatch" when engine.dim() differs from the store's.
+  // Visit(). Errors: "schema_mismatch" when engine.dim() differs from the store's;
+  // "storage_corrupt" when a row refers to a user or item index that has no dictionary entry
+  // (the engine is then partly loaded: discard it).
   [[nodiscard]] virtual Status LoadInto(engine::Engine& engine);
   // Streams the stored state to `visitor` (see StateVisitor for the order).
   [[nodiscard]] virtual Status Visit(StateVisitor& visitor) = 0;

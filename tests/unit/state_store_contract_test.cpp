@@ -238,6 +238,73 @@ TYPED_TEST(StateStoreContract, ForgetRemovesRowAndIdAndKeepsIndexTaken) {
   EXPECT_EQ(Fingerprint(restored), Fingerprint(live));
 }
 
+// A row that decodes but names an item or user the dictionaries do not hold (a damaged or
+// hand-edited store) is reported as storage_corrupt by the load, naming the row; loaded, the
+// engine would index its arrays out of bounds at the next event or query.
+TYPED_TEST(StateStoreContract, ARowReferringToAnIndexWithoutAnIdIsReportedNotLoaded) {
+  auto base = [] {
+    engine::ChangeSet cs;
+    cs.dim = 8;
+    for (uint32_t i = 0; i < 3; ++i) {
+      engine::ItemState it;
+      it.v.assign(8, 0.1f);
+      cs.items.emplace_back(i, it);
+      cs.new_item_ids.emplace_back(i, "item-" + std::to_string(i));
+    }
+    engine::UserState u;
+    u.p.assign(8, 0.5f);
+    u.h.assign(8, 0.0f);
+    u.sketch.assign(16, 1u);
+    u.seen = {0, 2};
+    u.recent_items = {2, 0};
+    u.recent_weights = {1.0f, 1.0f};
+    cs.users.emplace_back(0, u);
+    cs.new_user_ids.emplace_back(0, "user-0");
+    cs.edges = {{0, 2, 1.0f}, {2, 0, 1.0f}};
+    return cs;
+  };
+  struct Case {
+    const char* what;
+    std::function<void(engine::ChangeSet&)> damage;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"none", [](engine::ChangeSet&) {}, ""},
+      {"seen", [](engine::ChangeSet& cs) { cs.users[0].second.seen.push_back(7); },
+       "seen item of user row 0 refers to index 7, beyond the 3"},
+      {"recent", [](engine::ChangeSet& cs) { cs.users[0].second.recent_items[1] = 3; },
+       "recent item of user row 0 refers to index 3"},
+      {"edge",
+       [](engine::ChangeSet& cs) {
+         cs.edges.push_back({2, 9, 1.0f});
+       },
+       "co-occurrence entry of row 2 refers to index 9"},
+      {"item row", [](engine::ChangeSet& cs) { cs.items.emplace_back(5, cs.items[0].second); },
+       "item row 5 refers to index 5"},
+      {"user row", [](engine::ChangeSet& cs) { cs.users.emplace_back(4, cs.users[0].second); },
+       "user row 4 refers to index 4, beyond the 1"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    TypeParam backend;  // a new store for each case
+    auto store = backend.Open(this->opts_);
+    ASSERT_TRUE(store);
+    engine::ChangeSet cs = base();
+    c.damage(cs);
+    ASSERT_TRUE(store->Write(cs).ok());
+    engine::Engine e(this->opts_);
+    const Status st = store->LoadInto(e);
+    if (std::string(c.message).empty()) {
+      EXPECT_TRUE(st.ok()) << st.error().message;
+      EXPECT_TRUE(e.GetUser("user-0", false).ok());
+    } else {
+      ASSERT_FALSE(st.ok());
+      EXPECT_EQ(st.error().code, "storage_corrupt");
+      EXPECT_NE(st.error().message.find(c.message), std::string::npos) << st.error().message;
+    }
+  }
+}
+
 TYPED_TEST(StateStoreContract, RewrittenRowReplacesTheWholeRowAndZeroWeightDeletes) {
   auto store = this->backend_.Open(this->opts_);
   ASSERT_TRUE(store);

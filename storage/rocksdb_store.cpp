@@ -187,6 +187,9 @@ class RocksDbStore final : public StateStore {
     // one insert hint for the whole family (an empty prefix) starts each skip-list insert at the
     // previous one instead of at the head.
     cf_opts.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(0));
+    // So no DeleteRange in these families: RocksDB 7.8's memtable shares the hint between its
+    // keys and its range deletions, and one misleads an insert into the other (an assertion in
+    // this RocksDB, `recompute_height <= max_height`, seen when a range deletion was tried).
 
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
     for (const char* name : kCfNames) {

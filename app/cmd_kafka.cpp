@@ -197,6 +197,20 @@ int Serve(const config::Options& opts, const sigset_t& stop_signals,
   http_opts.drain_timeout_ms = 1000;
   auto server = connectors::HttpServer::Start(opts.server, http_opts, deps);
   if (!server.ok()) return Fail(server.error());
+  // Every flush into /metrics (its duration, or a failure). Detached before the server (and
+  // its registry) goes, since the flusher and the consumer, which flush, outlive it.
+  connectors::MetricsRegistry* metrics = &(*server)->metrics();
+  flusher.SetObserver([metrics](bool ok, double seconds) {
+    if (ok) {
+      metrics->ObserveFlush(seconds);
+    } else {
+      metrics->CountFlushFailure();
+    }
+  });
+  struct DetachObserver {
+    storage::Flusher& flusher;
+    ~DetachObserver() { flusher.SetObserver({}); }
+  } detach{flusher};
   if (Status s = (*source)->Start(); !s.ok()) return Fail(s.error());
 
   std::string host = opts.server.listen.substr(0, opts.server.listen.rfind(':'));

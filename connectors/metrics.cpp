@@ -25,6 +25,12 @@ struct MetricsRegistry::Impl {
   prometheus::Histogram& flush_seconds = flush_seconds_family.Add(
       {}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                   0.1, 0.25, 0.5, 1, 2.5, 5});
+  prometheus::Family<prometheus::Counter>& flush_failures_family =
+      prometheus::BuildCounter()
+          .Name("simstream_flush_failures_total")
+          .Help("Flushes whose write failed (their changes are kept and retried with the next)")
+          .Register(registry);
+  prometheus::Counter& flush_failures = flush_failures_family.Add({});
   prometheus::Family<prometheus::Counter>& events_applied_family =
       prometheus::BuildCounter()
           .Name("simstream_events_applied_total")
@@ -165,6 +171,10 @@ void MetricsRegistry::ObserveRequest(std::string_view route, int status, double 
 
 void MetricsRegistry::ObserveFlush(double seconds) {
   impl_->flush_seconds.Observe(seconds);
+}
+
+void MetricsRegistry::CountFlushFailure() {
+  impl_->flush_failures.Increment();
 }
 
 void MetricsRegistry::CountHttpRejected(std::string_view reason, uint64_t n) {

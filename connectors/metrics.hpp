@@ -24,8 +24,10 @@ class MetricsRegistry {
   // One served HTTP request. `route` is the route template ("GET /v1/users/{user}") or
   // "unmatched", never a raw path, so the label set stays bounded.
   void ObserveRequest(std::string_view route, int status, double seconds);
-  // One flush of dirty state to storage (called by whoever owns the flusher).
+  // One successful flush of dirty state to storage, and one that failed (called by whoever
+  // owns the flusher: Flusher::SetObserver).
   void ObserveFlush(double seconds);
+  void CountFlushFailure();
   // Events POSTed over HTTP and refused by validation, by reason code (engine/event.hpp).
   void CountHttpRejected(std::string_view reason, uint64_t n = 1);
   // Events POSTed over HTTP and published to the topic.

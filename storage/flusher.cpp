@@ -119,6 +119,9 @@ Status Flusher::Flush(bool sync, bool seal) {
       cs.next_offsets == last_offsets_)
     return sync_written();
   Status st = store_.Write(cs);
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  if (observer_) observer_(st.ok(), ms / 1000.0);
   if (!st.ok()) {
     if (seal && cs.events_applied > stats_.events_flushed) sealed_ = true;
     pending_ = std::exchange(cs, engine::ChangeSet());
@@ -128,8 +131,6 @@ Status Flusher::Flush(bool sync, bool seal) {
     stats_.pending = true;
     return st;
   }
-  const double ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   unsynced_write_ = true;
   last_offsets_ = cs.next_offsets;
   for (const auto& [p, next] : cs.next_offsets) written_offsets_[p] = next;
@@ -145,6 +146,11 @@ Status Flusher::Flush(bool sync, bool seal) {
     stats_.last_error.reset();
   }
   return sync_written();
+}
+
+void Flusher::SetObserver(std::function<void(bool ok, double seconds)> observer) {
+  std::lock_guard lock(flush_mu_);
+  observer_ = std::move(observer);
 }
 
 uint64_t Flusher::NotDurable() const {

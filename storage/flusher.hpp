@@ -17,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -84,6 +85,10 @@ class Flusher {
   // Stops the background thread and flushes once more; returns that flush's status.
   Status Stop();
   FlushStats stats() const;
+  // Called after each write, on the thread that flushed, with whether it succeeded and how
+  // long its take and write took (the daemon feeds /metrics with it). Safe to set while
+  // flushes run: it waits for the one in progress.
+  void SetObserver(std::function<void(bool ok, double seconds)> observer);
   // The stored offsets that a power loss cannot take back: those of the last write followed
   // by a WAL sync (FlushNow always syncs; the background thread at most once per second, so
   // the fsync never waits in the consumer's path). What may be committed to Kafka.
@@ -103,6 +108,7 @@ class Flusher {
   // Nothing the consumer or HTTP threads call waits for it: they read stats_ under stats_mu_, which
   // is held only to copy or update it, so they never wait behind a RocksDB write.
   std::mutex flush_mu_;
+  std::function<void(bool, double)> observer_;  // under flush_mu_
   // The set each flush takes into, recycled before each take (ChangeSet::Recycle): the rows of
   // the last write keep their memory for the next one.
   engine::ChangeSet taken_;

@@ -768,6 +768,7 @@ TEST_F(HttpTest, MetricsInPrometheusTextFormat) {
   ASSERT_EQ(Get("/healthz").status, 200);
   ASSERT_EQ(Get("/v1/users/nobody").status, 404);
   server_->metrics().ObserveFlush(0.003);
+  server_->metrics().CountFlushFailure();
   Resp r = Get("/metrics");
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(r.headers["Content-Type"].rfind("text/plain; version=0.0.4", 0), 0u);
@@ -780,7 +781,8 @@ TEST_F(HttpTest, MetricsInPrometheusTextFormat) {
            "\"404\"} 1",
            "simstream_events_applied_total " + std::to_string(base_events_),
            "simstream_consumer_lag{partition=\"0\"} 3", "simstream_flush_duration_seconds_count 1",
-           "simstream_prequential_hit_rate{k=\"10\"}", "simstream_model_entities{kind=\"user\"} 20",
+           "simstream_flush_failures_total 1", "simstream_prequential_hit_rate{k=\"10\"}",
+           "simstream_model_entities{kind=\"user\"} 20",
            "simstream_model_entities{kind=\"item\"} 30", "simstream_model_bytes ",
            "simstream_embedding_dimension 16", "simstream_http_open_connections ",
            "simstream_index_recall_at_10{table=\"users\"} ",

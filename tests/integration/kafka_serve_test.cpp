@@ -304,6 +304,12 @@ void KillAndRestartMidStream(const std::string& brokers, const std::string& topi
           30s);
       EXPECT_TRUE(resumed) << metrics;
       EXPECT_NE(metrics.find("\nsimstream_consumer_rebalances_total "), std::string::npos);
+      // Its flushes too (this life wrote its events), and none failed.
+      EXPECT_NE(metrics.find("\nsimstream_flush_duration_seconds_count "), std::string::npos)
+          << metrics;
+      EXPECT_EQ(metrics.find("\nsimstream_flush_duration_seconds_count 0\n"), std::string::npos)
+          << metrics;
+      EXPECT_NE(metrics.find("\nsimstream_flush_failures_total 0\n"), std::string::npos) << metrics;
       EXPECT_EQ(metrics.find("\nsimstream_consumer_rebalances_total 0\n"), std::string::npos)
           << metrics;
       EXPECT_EQ(d.Terminate(10s), 0) << d.log();

@@ -195,6 +195,36 @@ TEST(Flusher, AFailedWriteBeforeAHandoverSealsItButAFailedSyncDoesNot) {
   EXPECT_EQ(store.Offsets().value(), (std::map<int32_t, int64_t>{{0, 500}}));
 }
 
+// The observer (the daemon's /metrics) hears of every write: its duration when it succeeded,
+// and each failure. A flush with nothing to write is no write; a cleared observer hears nothing.
+TEST(Flusher, TheObserverHearsOfEveryWriteAndWhetherItFailed) {
+  const config::Options o = SmallOptions();
+  const auto ev = Stream(900, 6);
+  engine::Engine e(o);
+  RecordingStore store(o);
+  Flusher flusher(e, store, o.storage);
+  std::vector<std::pair<bool, double>> heard;
+  flusher.SetObserver([&](bool ok, double seconds) { heard.emplace_back(ok, seconds); });
+  ApplyRange(e, ev, 0, 300);
+  ASSERT_TRUE(flusher.FlushNow().ok());
+  ASSERT_TRUE(flusher.FlushNow().ok());  // nothing new: no write
+  ApplyRange(e, ev, 300, 600);
+  store.fail_next = 1;
+  EXPECT_FALSE(flusher.FlushNow().ok());
+  ASSERT_TRUE(flusher.FlushNow().ok());  // the kept changes
+  ASSERT_EQ(heard.size(), 3u);
+  EXPECT_EQ(store.batches.size(), 2u);
+  EXPECT_TRUE(heard[0].first);
+  EXPECT_FALSE(heard[1].first);
+  EXPECT_TRUE(heard[2].first);
+  for (const auto& [ok, seconds] : heard) EXPECT_GE(seconds, 0.0) << ok;
+  EXPECT_GT(heard[0].second, 0.0);
+  flusher.SetObserver({});
+  ApplyRange(e, ev, 600, 900);
+  ASSERT_TRUE(flusher.FlushNow().ok());
+  EXPECT_EQ(heard.size(), 3u);
+}
+
 TEST(Flusher, FailedWriteIsKeptAndRetriedWithNewerChanges) {
   const config::Options o = SmallOptions();
   const auto ev = Stream(3000, 2);

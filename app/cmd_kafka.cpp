@@ -124,8 +124,7 @@ int Serve(const config::Options& opts, const sigset_t& stop_signals,
   storage::StateStore& st = **store;
   auto engine = std::make_unique<engine::Engine>(opts);
   if (Status s = st.LoadInto(*engine); !s.ok()) return Fail(s.error());
-  storage::Flusher flusher(*engine, st, opts.storage);
-  flusher.Start();
+  storage::Flusher flusher(*engine, st, opts.storage);  // started once /metrics hears of it
 
   connectors::KafkaSourceHooks hooks;
   engine::Engine* eng = engine.get();
@@ -211,6 +210,7 @@ int Serve(const config::Options& opts, const sigset_t& stop_signals,
     storage::Flusher& flusher;
     ~DetachObserver() { flusher.SetObserver({}); }
   } detach{flusher};
+  flusher.Start();
   if (Status s = (*source)->Start(); !s.ok()) return Fail(s.error());
 
   std::string host = opts.server.listen.substr(0, opts.server.listen.rfind(':'));

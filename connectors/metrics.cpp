@@ -28,7 +28,9 @@ struct MetricsRegistry::Impl {
   prometheus::Family<prometheus::Counter>& flush_failures_family =
       prometheus::BuildCounter()
           .Name("simstream_flush_failures_total")
-          .Help("Flushes whose write failed (their changes are kept and retried with the next)")
+          .Help(
+              "Flushes whose write failed (their changes are kept for the next flush, unless "
+              "the flusher was sealed before a handover)")
           .Register(registry);
   prometheus::Counter& flush_failures = flush_failures_family.Add({});
   prometheus::Family<prometheus::Counter>& events_applied_family =

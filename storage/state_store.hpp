@@ -47,8 +47,9 @@ class StateStore {
   [[nodiscard]] virtual Status Write(const engine::ChangeSet& changes) = 0;
   // Loads the whole stored state into a fresh `engine` (nothing for an empty store), through
   // Visit(). Errors: "schema_mismatch" when engine.dim() differs from the store's;
-  // "storage_corrupt" when a row refers to a user or item index that has no dictionary entry
-  // (the engine is then partly loaded: discard it).
+  // "storage_corrupt" when the rows do not hold together (a user or item row beyond its
+  // dictionary, an item named beyond the item rows: see EngineLoader); the engine is then
+  // partly loaded: discard it.
   [[nodiscard]] virtual Status LoadInto(engine::Engine& engine);
   // Streams the stored state to `visitor` (see StateVisitor for the order).
   [[nodiscard]] virtual Status Visit(StateVisitor& visitor) = 0;

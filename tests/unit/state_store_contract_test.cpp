@@ -283,6 +283,23 @@ TYPED_TEST(StateStoreContract, ARowReferringToAnIndexWithoutAnIdIsReportedNotLoa
        "item row 5 refers to index 5"},
       {"user row", [](engine::ChangeSet& cs) { cs.users.emplace_back(4, cs.users[0].second); },
        "user row 4 refers to index 4, beyond the 1"},
+      {"co-occurrence row",
+       [](engine::ChangeSet& cs) {
+         cs.edges.push_back({7, 1, 1.0f});
+       },
+       "co-occurrence row 7 refers to index 7, beyond the 3 of the item rows"},
+      {"recent positive",
+       [](engine::ChangeSet& cs) {
+         cs.global.recent_positives = {1, 8};
+       },
+       "a recent positive of the global state refers to index 8"},
+      // An id without its row: the model holds items up to the highest row only.
+      {"item without a row",
+       [](engine::ChangeSet& cs) {
+         cs.new_item_ids.emplace_back(3, "item-3");
+         cs.users[0].second.seen.push_back(3);
+       },
+       "seen item of user row 0 refers to index 3, beyond the 3 of the item rows"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);

@@ -35,6 +35,28 @@ fs::path TempDir(const std::string& tag) {
   return p;
 }
 
+// `g`'s synthetic stream, as events of partition 0 at offsets 0, 1, ...
+std::vector<engine::SourcedEvent> GeneratedEvents(const engine::GeneratorOptions& g) {
+  std::vector<engine::SourcedEvent> events;
+  (void)engine::Generate(g, [&](const engine::Event& e) {
+    events.push_back({e, 0, static_cast<int64_t>(events.size())});
+  });
+  return events;
+}
+
+// Applies events [from, from + n) in batches of 1,000, each at a fresh offset (`offset` on), so
+// that replays of the same events are not skipped as duplicates.
+void ApplyAtFreshOffsets(engine::Engine& engine, const std::vector<engine::SourcedEvent>& events,
+                         size_t from, size_t n, int64_t& offset) {
+  std::vector<engine::SourcedEvent> batch;
+  for (size_t i = from; i < from + n; i += 1000) {
+    batch.assign(events.begin() + static_cast<std::ptrdiff_t>(i),
+                 events.begin() + static_cast<std::ptrdiff_t>(std::min(i + 1000, from + n)));
+    for (auto& e : batch) e.offset = offset++;
+    (void)engine.Apply(batch);
+  }
+}
+
 void BM_FlushPer100kEvents(benchmark::State& state) {
   constexpr size_t kPerFlush = 100000;
   config::Options o;  // defaults: d = 64
@@ -45,10 +67,7 @@ void BM_FlushPer100kEvents(benchmark::State& state) {
   g.items = 5000;
   g.events = kPerFlush * 6;
   g.min_user_events = 1;
-  std::vector<engine::SourcedEvent> events;
-  (void)engine::Generate(g, [&](const engine::Event& e) {
-    events.push_back({e, 0, static_cast<int64_t>(events.size())});
-  });
+  const std::vector<engine::SourcedEvent> events = GeneratedEvents(g);
   auto store = storage::OpenRocksDbStore(o.storage, o.model, "events");
   if (!store.ok()) {
     state.SkipWithError(store.error().message.c_str());
@@ -57,16 +76,10 @@ void BM_FlushPer100kEvents(benchmark::State& state) {
   engine::Engine engine(o);
   storage::Flusher flusher(engine, *store.value(), o.storage);
   size_t next = 0;
-  int64_t offset = 0;  // every applied event gets a fresh offset, so replays are not skipped
-  std::vector<engine::SourcedEvent> batch;
+  int64_t offset = 0;
   auto apply_next = [&] {
     if (next + kPerFlush > events.size()) next = 0;
-    for (size_t i = next; i < next + kPerFlush; i += 1000) {
-      batch.assign(events.begin() + static_cast<std::ptrdiff_t>(i),
-                   events.begin() + static_cast<std::ptrdiff_t>(i + 1000));
-      for (auto& e : batch) e.offset = offset++;
-      (void)engine.Apply(batch);
-    }
+    ApplyAtFreshOffsets(engine, events, next, kPerFlush, offset);
     next += kPerFlush;
   };
   uint64_t rows = 0, edges = 0, bytes = 0;
@@ -123,10 +136,7 @@ void BM_FlushLongHistories(benchmark::State& state) {
   g.items = kItems;
   g.events = kWarm + kPerFlush * 4;
   g.min_user_events = 1;
-  std::vector<engine::SourcedEvent> events;
-  (void)engine::Generate(g, [&](const engine::Event& e) {
-    events.push_back({e, 0, static_cast<int64_t>(events.size())});
-  });
+  const std::vector<engine::SourcedEvent> events = GeneratedEvents(g);
   auto store = storage::OpenRocksDbStore(o.storage, o.model, "events");
   if (!store.ok()) {
     state.SkipWithError(store.error().message.c_str());
@@ -158,18 +168,12 @@ void BM_FlushLongHistories(benchmark::State& state) {
   storage::Flusher flusher(engine, *store.value(), o.storage);
   size_t next = kWarm;
   int64_t offset = kWarm;
-  std::vector<engine::SourcedEvent> batch;
   uint64_t bytes = 0;
   double flush_s = 0;
   for (auto _ : state) {
     state.PauseTiming();
     if (next + kPerFlush > events.size()) next = kWarm;
-    for (size_t i = next; i < next + kPerFlush; i += 1000) {
-      batch.assign(events.begin() + static_cast<std::ptrdiff_t>(i),
-                   events.begin() + static_cast<std::ptrdiff_t>(i + 1000));
-      for (auto& e : batch) e.offset = offset++;
-      (void)engine.Apply(batch);
-    }
+    ApplyAtFreshOffsets(engine, events, next, kPerFlush, offset);
     next += kPerFlush;
     const uint64_t before = store.value()->SizeBytes();
     state.ResumeTiming();

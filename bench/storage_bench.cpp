@@ -57,6 +57,19 @@ void ApplyAtFreshOffsets(engine::Engine& engine, const std::vector<engine::Sourc
   }
 }
 
+// One flush, the measured part of an iteration: its wall time is added to `flush_s`, and the
+// bytes it added on disk to `bytes`. Called with the timing paused; returns with it paused.
+void TimedFlush(benchmark::State& state, storage::Flusher& flusher, storage::StateStore& store,
+                double& flush_s, uint64_t& bytes) {
+  const uint64_t before = store.SizeBytes();
+  state.ResumeTiming();
+  const auto t0 = std::chrono::steady_clock::now();
+  if (Status st = flusher.FlushNow(); !st.ok()) state.SkipWithError(st.error().message.c_str());
+  flush_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  state.PauseTiming();
+  bytes += store.SizeBytes() - before;
+}
+
 void BM_FlushPer100kEvents(benchmark::State& state) {
   constexpr size_t kPerFlush = 100000;
   config::Options o;  // defaults: d = 64
@@ -88,14 +101,8 @@ void BM_FlushPer100kEvents(benchmark::State& state) {
   for (auto _ : state) {
     state.PauseTiming();
     apply_next();
-    const uint64_t before = store.value()->SizeBytes();
     const auto before_stats = flusher.stats();
-    state.ResumeTiming();
-    const auto t0 = std::chrono::steady_clock::now();
-    if (Status st = flusher.FlushNow(); !st.ok()) state.SkipWithError(st.error().message.c_str());
-    flush_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    state.PauseTiming();
-    bytes += store.value()->SizeBytes() - before;
+    TimedFlush(state, flusher, *store.value(), flush_s, bytes);
     rows += flusher.stats().rows_written - before_stats.rows_written;
     edges += flusher.stats().edges_written - before_stats.edges_written;
     // The share of the engine's TakeChanges (copying rows under its lock) in a flush: the same
@@ -175,13 +182,7 @@ void BM_FlushLongHistories(benchmark::State& state) {
     if (next + kPerFlush > events.size()) next = kWarm;
     ApplyAtFreshOffsets(engine, events, next, kPerFlush, offset);
     next += kPerFlush;
-    const uint64_t before = store.value()->SizeBytes();
-    state.ResumeTiming();
-    const auto t0 = std::chrono::steady_clock::now();
-    if (Status st = flusher.FlushNow(); !st.ok()) state.SkipWithError(st.error().message.c_str());
-    flush_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    state.PauseTiming();
-    bytes += store.value()->SizeBytes() - before;
+    TimedFlush(state, flusher, *store.value(), flush_s, bytes);
     state.ResumeTiming();
   }
   const double n = static_cast<double>(state.iterations());

@@ -180,6 +180,7 @@ int Serve(const config::Options& opts, const sigset_t& stop_signals,
   };
   deps.consumer_lag = [src] { return src->Lag(); };
   deps.consumer = [src] { return src->Stats(); };
+  deps.flusher = [&flusher] { return flusher.stats(); };
   const std::string checkpoints =
       (std::filesystem::path(opts.storage.path) / "checkpoints").string();
   deps.checkpoint_dir = [checkpoints] { return checkpoints; };

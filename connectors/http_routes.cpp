@@ -125,6 +125,28 @@ json ConsumerJson(const std::function<KafkaSourceStats()>& consumer) {
               {"dlq_unacknowledged", c.dlq_unacknowledged}};
 }
 
+// The flusher in /v1/stats; null without one. `events_applied` is the engine's count read just
+// before: events applied but not yet in the store are its difference with the flushed count.
+json StorageJson(const std::function<storage::FlushStats()>& flusher,
+                 const storage::StateStore* store, uint64_t events_applied) {
+  if (!flusher) return nullptr;
+  const storage::FlushStats f = flusher();
+  json last_error = nullptr;
+  if (f.last_error) last_error = {{"code", f.last_error->code}, {"message", f.last_error->message}};
+  return json{{"flushes", f.flushes},
+              {"failures", f.failures},
+              {"retry_pending", f.pending},
+              {"last_error", std::move(last_error)},
+              {"last_flush_ms", f.last_latency_ms},
+              {"last_rows", f.last_rows},
+              {"rows_written", f.rows_written},
+              {"edges_written", f.edges_written},
+              {"events_durable", f.events_flushed},
+              {"events_not_durable",
+               events_applied > f.events_flushed ? events_applied - f.events_flushed : 0},
+              {"bytes_on_disk", store != nullptr ? json(store->SizeBytes()) : json(nullptr)}};
+}
+
 Reply JsonReply(int status, const json& j) {
   Reply r;
   r.status = status;
@@ -604,6 +626,7 @@ Reply RouteTable::Run(const Prepared& p) const {
                  {"model_bytes", s.model_bytes},
                  {"partitions", std::move(partitions)},
                  {"consumer", ConsumerJson(deps_.consumer)},
+                 {"storage", StorageJson(deps_.flusher, deps_.store, s.events_applied)},
                  {"prequential",
                   {{"k", s.k}, {"hr", s.rolling_hr}, {"samples", s.prequential_samples}}},
                  {"mix",

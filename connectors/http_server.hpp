@@ -23,6 +23,7 @@
 #include "connectors/metrics.hpp"
 #include "engine/engine.hpp"
 #include "engine/event.hpp"
+#include "storage/flusher.hpp"
 #include "storage/state_store.hpp"
 
 namespace simstream::connectors {
@@ -80,6 +81,9 @@ struct HttpDeps {
   // The consumer's counters (backpressure, rebalances, redeliveries), for /v1/stats and
   // /metrics. Null: "consumer" is null in /v1/stats and the series stay at 0.
   std::function<KafkaSourceStats()> consumer;
+  // The write-behind of state to the store (storage/flusher.hpp), for /v1/stats. Null:
+  // "storage" is null in /v1/stats.
+  std::function<storage::FlushStats()> flusher;
   // Directory under which admin checkpoints are created (one subdirectory per checkpoint,
   // named by UTC time). Null or empty: checkpoint answers 503.
   std::function<std::string()> checkpoint_dir;

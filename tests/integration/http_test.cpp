@@ -23,6 +23,7 @@
 
 #include "connectors/http_routes.hpp"
 #include "connectors/http_server.hpp"
+#include "storage/flusher.hpp"
 #include "storage/state_store.hpp"
 
 namespace simstream::connectors {
@@ -250,6 +251,7 @@ class HttpTest : public ::testing::Test {
       std::lock_guard lock(consumer_mu_);
       return consumer_;
     };
+    deps.flusher = flusher_stats_;
     deps.checkpoint_dir = [this] { return checkpoints_; };
     auto s = HttpServer::Start(so, ho, deps);
     ASSERT_TRUE(s.ok()) << s.error().message;
@@ -284,7 +286,8 @@ class HttpTest : public ::testing::Test {
   Status flush_result_ = Status::Ok();  // what deps.flush returns
   std::atomic<bool> ready_{true};
   std::mutex consumer_mu_;
-  KafkaSourceStats consumer_;  // what the consumer reports (deps.consumer)
+  KafkaSourceStats consumer_;                           // what the consumer reports (deps.consumer)
+  std::function<storage::FlushStats()> flusher_stats_;  // deps.flusher (null: none)
   std::string checkpoints_ = (std::filesystem::temp_directory_path() /
                               ("simstream-http-test-" + std::to_string(::getpid())))
                                  .string();
@@ -668,6 +671,122 @@ TEST_F(HttpTest, DeleteUserSaysWhetherAFailedStoreWillBeRetried) {
   EXPECT_EQ(message.find("retries"), std::string::npos) << message;
   EXPECT_NE(message.find("repeat the DELETE"), std::string::npos) << message;
   EXPECT_EQ(message.find("sealed"), std::string::npos) << "no internals: " << message;
+}
+
+// A real RocksDB store whose next writes can be made to fail (a full disk), to show a failed
+// flush in /v1/stats; everything else goes to the store.
+class FailingWritesStore final : public storage::StateStore {
+ public:
+  explicit FailingWritesStore(std::unique_ptr<storage::StateStore> inner)
+      : inner_(std::move(inner)) {}
+  Status Write(const engine::ChangeSet& cs) override {
+    if (fail_next > 0) {
+      --fail_next;
+      return Error{"storage_io", "no space left on device (simulated)"};
+    }
+    return inner_->Write(cs);
+  }
+  Status Visit(storage::StateVisitor& v) override { return inner_->Visit(v); }
+  int dim() const override { return inner_->dim(); }
+  Result<std::map<int32_t, int64_t>> Offsets() const override { return inner_->Offsets(); }
+  Status SyncWal() override { return inner_->SyncWal(); }
+  Result<uint64_t> EventsApplied() const override { return inner_->EventsApplied(); }
+  Status Checkpoint(const std::string& dir) override { return inner_->Checkpoint(dir); }
+  uint64_t SizeBytes() const override { return inner_->SizeBytes(); }
+  Status PurgeDeleted() override { return inner_->PurgeDeleted(); }
+
+  int fail_next = 0;  // only while no flush runs (the test flushes on its own thread)
+
+ private:
+  std::unique_ptr<storage::StateStore> inner_;
+};
+
+TEST_F(HttpTest, StatsReportTheFlusherOfARealStore) {
+  StartServer();
+  EXPECT_TRUE(Get("/v1/stats").Json()["storage"].is_null()) << "no flusher: null";
+  server_->Stop();
+  server_.reset();
+
+  // A fresh engine: the flusher sees only rows changed after it was created.
+  engine_ = std::make_unique<engine::Engine>(EngineOptions());
+  sink_ = std::make_unique<EngineSink>(*engine_);
+  config::StorageOptions storage_opts;
+  storage_opts.path = checkpoints_ + "-flushed";
+  std::filesystem::remove_all(storage_opts.path);
+  {
+    auto rocks = storage::OpenRocksDbStore(storage_opts, EngineOptions().model, "events");
+    ASSERT_TRUE(rocks.ok()) << rocks.error().message;
+    FailingWritesStore store(std::move(*rocks));
+    store_ = &store;
+    storage::Flusher flusher(*engine_, store, storage_opts);
+    flusher_stats_ = [&flusher] { return flusher.stats(); };
+    StartServer();
+
+    std::vector<engine::Event> events;
+    for (int u = 1; u <= 12; ++u) {
+      for (int j = 0; j < 5; ++j) {
+        engine::Event e;
+        e.user = "u" + std::to_string(u);
+        e.item = "i" + std::to_string((u * 5 + j * 7) % 17);
+        e.ts_ms = 2000 + u * 10 + j;
+        events.push_back(e);
+      }
+    }
+    ASSERT_TRUE(sink_->Publish(events).ok());
+    json st = Get("/v1/stats").Json()["storage"];
+    EXPECT_EQ(st["flushes"], 0);
+    EXPECT_EQ(st["events_durable"], 0);
+    EXPECT_EQ(st["events_not_durable"], events.size());
+    EXPECT_TRUE(st["last_error"].is_null());
+
+    ASSERT_TRUE(flusher.FlushNow().ok());
+    json j = Get("/v1/stats").Json();
+    st = j["storage"];
+    const uint64_t rows = j["users"].get<uint64_t>() + j["items"].get<uint64_t>();
+    EXPECT_EQ(j["users"], 12);
+    EXPECT_EQ(st["flushes"], 1);
+    EXPECT_EQ(st["failures"], 0);
+    EXPECT_EQ(st["retry_pending"], false);
+    EXPECT_TRUE(st["last_error"].is_null());
+    EXPECT_EQ(st["events_durable"], events.size());
+    EXPECT_EQ(st["events_not_durable"], 0);
+    EXPECT_EQ(st["last_rows"], rows) << "every user and item row was new";
+    EXPECT_EQ(st["rows_written"], rows);
+    EXPECT_GT(st["edges_written"].get<uint64_t>(), 0u);
+    EXPECT_GT(st["last_flush_ms"].get<double>(), 0.0);
+    EXPECT_GT(st["bytes_on_disk"].get<uint64_t>(), 0u);
+
+    // One more event for u1 and a write that fails: the events stay not durable, the error
+    // shows, and the retry that succeeds clears it.
+    ASSERT_TRUE(sink_->Publish({events[0]}).ok());
+    store.fail_next = 1;
+    ASSERT_FALSE(flusher.FlushNow().ok());
+    st = Get("/v1/stats").Json()["storage"];
+    EXPECT_EQ(st["flushes"], 1);
+    EXPECT_EQ(st["failures"], 1);
+    EXPECT_EQ(st["retry_pending"], true);
+    EXPECT_EQ(st["last_error"],
+              (json{{"code", "storage_io"}, {"message", "no space left on device (simulated)"}}));
+    EXPECT_EQ(st["events_durable"], events.size());
+    EXPECT_EQ(st["events_not_durable"], 1);
+    ASSERT_TRUE(flusher.FlushNow().ok());
+    st = Get("/v1/stats").Json()["storage"];
+    EXPECT_EQ(st["flushes"], 2);
+    EXPECT_EQ(st["failures"], 1);
+    EXPECT_EQ(st["retry_pending"], false);
+    EXPECT_TRUE(st["last_error"].is_null());
+    EXPECT_EQ(st["events_durable"], events.size() + 1);
+    EXPECT_EQ(st["events_not_durable"], 0);
+    // u1 and its item at least (the negatives the loss pushed away are rows too).
+    EXPECT_GE(st["last_rows"].get<uint64_t>(), 2u);
+    EXPECT_EQ(st["rows_written"], rows + st["last_rows"].get<uint64_t>());
+
+    server_->Stop();
+    server_.reset();
+    store_ = nullptr;
+    flusher_stats_ = nullptr;
+  }
+  std::filesystem::remove_all(storage_opts.path);
 }
 
 TEST_F(HttpTest, CheckpointNeedsAStoreAndWritesOne) {

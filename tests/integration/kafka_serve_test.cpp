@@ -312,6 +312,24 @@ void KillAndRestartMidStream(const std::string& brokers, const std::string& topi
       EXPECT_NE(metrics.find("\nsimstream_flush_failures_total 0\n"), std::string::npos) << metrics;
       EXPECT_EQ(metrics.find("\nsimstream_consumer_rebalances_total 0\n"), std::string::npos)
           << metrics;
+      // /v1/stats shows the same flusher: written, not failed, and once it catches up every
+      // applied event is durable.
+      nlohmann::json storage;
+      const bool durable = WaitFor(
+          [&] {
+            const auto j =
+                nlohmann::json::parse(HttpGet(*d.Port(), "/v1/stats").body, nullptr, false);
+            if (!j.is_object() || !j["storage"].is_object()) return false;
+            storage = j["storage"];
+            return storage["events_not_durable"] == 0 &&
+                   storage["events_durable"] == j["events_applied"];
+          },
+          30s);
+      ASSERT_TRUE(durable) << storage.dump();
+      EXPECT_GE(storage["flushes"].get<uint64_t>(), 1u) << storage.dump();
+      EXPECT_EQ(storage["failures"], 0) << storage.dump();
+      EXPECT_TRUE(storage["last_error"].is_null()) << storage.dump();
+      EXPECT_GT(storage["bytes_on_disk"].get<uint64_t>(), 0u) << storage.dump();
       EXPECT_EQ(d.Terminate(10s), 0) << d.log();
       break;
     }

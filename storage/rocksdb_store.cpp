@@ -379,14 +379,25 @@ class RocksDbStore final : public StateStore {
     return Status::Ok();
   }
 
+  // The live SST files of every column family (RocksDB's own count, no walk) and the
+  // write-ahead log files (the store's top directory only). Admin checkpoints live in
+  // <path>/checkpoints as hard links to the same SST files: not counted. Not GetSortedWalFiles:
+  // it waits for pending file purges and may purge on the caller's thread, and /v1/stats reads
+  // this on an HTTP I/O thread. A failed read counts as 0 (approximate by contract).
   uint64_t SizeBytes() const override {
-    uint64_t total = 0;
+    if (!db_) return 0;
+    uint64_t sst = 0;
+    if (!db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &sst)) sst = 0;
+    uint64_t wal = 0;
     std::error_code ec;
-    for (fs::recursive_directory_iterator it(path_, ec), end; !ec && it != end; it.increment(ec)) {
+    for (fs::directory_iterator it(path_, ec), end; !ec && it != end; it.increment(ec)) {
       std::error_code fec;
-      if (it->is_regular_file(fec)) total += it->file_size(fec);
+      if (it->path().extension() == ".log" && it->is_regular_file(fec)) {
+        const uintmax_t size = it->file_size(fec);
+        if (!fec) wal += size;
+      }
     }
-    return total;
+    return sst + wal;
   }
 
   Status PurgeDeleted() override {

@@ -64,7 +64,8 @@ class StateStore {
   [[nodiscard]] virtual Result<uint64_t> EventsApplied() const = 0;
   // A consistent copy of the live state in `dir` (must not exist). RocksDB: Checkpoint.
   [[nodiscard]] virtual Status Checkpoint(const std::string& dir) = 0;
-  // Approximate bytes used (on disk for RocksDB).
+  // Approximate bytes used (RocksDB: live SST files and write-ahead log on disk, without
+  // checkpoints; in-memory twin: an estimate of its rows).
   virtual uint64_t SizeBytes() const = 0;
   // Rewrites the stored files so that deleted rows (forgotten users, their dictionary entries)
   // no longer exist anywhere on disk, not even as stale SST or WAL bytes. Slow on a large

@@ -1134,6 +1134,30 @@ TEST_F(RocksDbStoreTest, CheckpointIsAUsableCopy) {
   EXPECT_EQ(DiffSnapshots(a.value(), b.value()), "");
 }
 
+// The daemon's admin checkpoints live in <storage.path>/checkpoints as hard links to the
+// store's SST files; /v1/stats reports SizeBytes as the store's bytes on disk, so they must
+// not count (a directory walk counted each checkpoint as another copy of the store).
+TEST_F(RocksDbStoreTest, CheckpointsInsideTheStoreDirectoryDoNotCountAsItsSize) {
+  const auto dir = Dir("size");
+  const config::Options o = SmallOptions();
+  auto store = OpenAt(dir, o);
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  Fill(*store.value(), o, 3000);
+  // The first checkpoint flushes the memtables; after it the live files stay as they are.
+  fs::create_directories(dir / "checkpoints");
+  ASSERT_TRUE(store.value()->Checkpoint((dir / "checkpoints" / "a").string()).ok());
+  const uint64_t before = store.value()->SizeBytes();
+  uint64_t sst_on_disk = 0;
+  for (const auto& f : fs::directory_iterator(dir)) {
+    if (f.path().extension() == ".sst") sst_on_disk += f.file_size();
+  }
+  EXPECT_GT(sst_on_disk, 0u);
+  EXPECT_GE(before, sst_on_disk) << "the live SST files are counted";
+  ASSERT_TRUE(store.value()->Checkpoint((dir / "checkpoints" / "b").string()).ok());
+  ASSERT_TRUE(store.value()->Checkpoint((dir / "checkpoints" / "c").string()).ok());
+  EXPECT_EQ(store.value()->SizeBytes(), before) << "three checkpoints, the same store";
+}
+
 bool AnyFileContains(const fs::path& dir, const std::string& needle) {
   for (const auto& f : fs::recursive_directory_iterator(dir)) {
     if (!f.is_regular_file()) continue;

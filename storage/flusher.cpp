@@ -66,7 +66,7 @@ Flusher::Flusher(engine::Engine& engine, StateStore& store, const config::Storag
   engine_.SetChangeTracking(true);
   // What the engine holds now was loaded from the store: it is durable. (Counting it as not
   // durable would have Behind() pause a restarted consumer until the first flush.)
-  stats_.events_flushed = engine_.events_applied();
+  stats_.events_flushed = stats_.events_synced = engine_.events_applied();
   written_offsets_ = synced_offsets_ = engine_.NextOffsets();
 }
 
@@ -94,15 +94,23 @@ Status Flusher::Flush(bool sync, bool seal) {
     if (Status st = store_.SyncWal(); !st.ok()) {
       // The rows are written (readable, and kept by a clean restart); only their fsync failed,
       // so they are not committed to Kafka. The next flush syncs again.
-      return Error{st.error().code,
+      Error failed{st.error().code,
                    "written, but syncing the WAL failed (retried with the next "
                    "flush): " +
                        st.error().message};
+      sync_error_ = failed;
+      std::lock_guard stats_lock(stats_mu_);
+      ++stats_.sync_failures;
+      stats_.last_error = failed;
+      return failed;
     }
     last_sync_ = now;
     unsynced_write_ = false;
+    sync_error_.reset();
     std::lock_guard stats_lock(stats_mu_);
     synced_offsets_ = written_offsets_;
+    stats_.events_synced = stats_.events_flushed;
+    stats_.last_error.reset();
     return Status::Ok();
   };
   const auto start = std::chrono::steady_clock::now();
@@ -143,7 +151,7 @@ Status Flusher::Flush(bool sync, bool seal) {
     stats_.edges_written += cs.edges.size();
     stats_.events_flushed = cs.events_applied;
     stats_.pending = false;
-    stats_.last_error.reset();
+    stats_.last_error = sync_error_;  // a write error is cleared; an unsynced WAL's is not
   }
   return sync_written();
 }

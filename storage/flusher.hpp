@@ -38,9 +38,14 @@ struct FlushStats {
   uint64_t last_rows = 0;           // user + item rows of the last successful flush
   uint64_t rows_written = 0;        // user + item rows, all flushes
   uint64_t edges_written = 0;       // co-occurrence edges, all flushes
-  uint64_t events_flushed = 0;      // events_applied at the last successful flush
+  uint64_t events_flushed = 0;      // events_applied at the last successful write (readable,
+                                    // and kept by a restart after a process crash)
+  uint64_t events_synced = 0;       // events_applied at the last write covered by a WAL sync
+                                    // (kept by a power loss too; what Kafka's commits follow)
+  uint64_t sync_failures = 0;       // failed WAL syncs (the write stands; the next flush syncs)
   bool pending = false;             // a failed ChangeSet waits for the next flush
-  std::optional<Error> last_error;  // of the last failed flush, cleared by a success
+  std::optional<Error> last_error;  // the last failed write's (cleared by a good write) or
+                                    // WAL sync's (cleared only by a good sync)
 };
 
 // `newer` applied after `older`, as one ChangeSet: the state it writes equals writing `older`
@@ -119,6 +124,9 @@ class Flusher {
   // A successful write not yet followed by a successful WAL sync (under flush_mu_). Not the
   // offsets: a forget changes rows but no offset, and DELETE promises it is on disk.
   bool unsynced_write_ = false;
+  // The last WAL sync's error until a sync succeeds (under flush_mu_): a good write that is not
+  // synced yet (the background thread syncs at most once a second) leaves it in last_error.
+  std::optional<Error> sync_error_;
   std::atomic<bool> sealed_{false};  // set under flush_mu_
   // Written only by FlushNow (under flush_mu_ and stats_mu_), so FlushNow reads it without
   // stats_mu_; everyone else reads it under stats_mu_.

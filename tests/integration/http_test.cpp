@@ -689,13 +689,20 @@ class FailingWritesStore final : public storage::StateStore {
   Status Visit(storage::StateVisitor& v) override { return inner_->Visit(v); }
   int dim() const override { return inner_->dim(); }
   Result<std::map<int32_t, int64_t>> Offsets() const override { return inner_->Offsets(); }
-  Status SyncWal() override { return inner_->SyncWal(); }
+  Status SyncWal() override {
+    if (fail_sync > 0) {
+      --fail_sync;
+      return Error{"storage_io", "fsync: input/output error (simulated)"};
+    }
+    return inner_->SyncWal();
+  }
   Result<uint64_t> EventsApplied() const override { return inner_->EventsApplied(); }
   Status Checkpoint(const std::string& dir) override { return inner_->Checkpoint(dir); }
   uint64_t SizeBytes() const override { return inner_->SizeBytes(); }
   Status PurgeDeleted() override { return inner_->PurgeDeleted(); }
 
   int fail_next = 0;  // only while no flush runs (the test flushes on its own thread)
+  int fail_sync = 0;  // likewise
 
  private:
   std::unique_ptr<storage::StateStore> inner_;
@@ -703,7 +710,11 @@ class FailingWritesStore final : public storage::StateStore {
 
 TEST_F(HttpTest, StatsReportTheFlusherOfARealStore) {
   StartServer();
-  EXPECT_TRUE(Get("/v1/stats").Json()["storage"].is_null()) << "no flusher: null";
+  {
+    const json without = Get("/v1/stats").Json();
+    ASSERT_TRUE(without.contains("storage")) << without.dump();
+    EXPECT_TRUE(without.at("storage").is_null()) << "no flusher: null";
+  }
   server_->Stop();
   server_.reset();
 
@@ -720,6 +731,17 @@ TEST_F(HttpTest, StatsReportTheFlusherOfARealStore) {
     store_ = &store;
     storage::Flusher flusher(*engine_, store, storage_opts);
     flusher_stats_ = [&flusher] { return flusher.stats(); };
+    // The server reads the flusher and the store: it stops before they go, even when an
+    // ASSERT below leaves the block early.
+    struct AtExit {
+      std::function<void()> run;
+      ~AtExit() { run(); }
+    } stop_server{[this] {
+      if (server_) server_->Stop();
+      server_.reset();
+      store_ = nullptr;
+      flusher_stats_ = nullptr;
+    }};
     StartServer();
 
     std::vector<engine::Event> events;
@@ -780,11 +802,40 @@ TEST_F(HttpTest, StatsReportTheFlusherOfARealStore) {
     // u1 and its item at least (the negatives the loss pushed away are rows too).
     EXPECT_GE(st["last_rows"].get<uint64_t>(), 2u);
     EXPECT_EQ(st["rows_written"], rows + st["last_rows"].get<uint64_t>());
+    EXPECT_EQ(st["events_synced"], events.size() + 1);
+    EXPECT_EQ(st["sync_failures"], 0);
 
-    server_->Stop();
-    server_.reset();
-    store_ = nullptr;
-    flusher_stats_ = nullptr;
+    // A write that lands but whose WAL fsync fails: durable against a process crash, not yet
+    // against a power loss, and said so; the next flush syncs it.
+    ASSERT_TRUE(sink_->Publish({events[1]}).ok());
+    store.fail_sync = 1;
+    ASSERT_FALSE(flusher.FlushNow().ok());
+    st = Get("/v1/stats").Json()["storage"];
+    EXPECT_EQ(st["flushes"], 3);
+    EXPECT_EQ(st["failures"], 1) << "the write did not fail";
+    EXPECT_EQ(st["sync_failures"], 1);
+    EXPECT_EQ(st["retry_pending"], false);
+    EXPECT_EQ(st["events_durable"], events.size() + 2);
+    EXPECT_EQ(st["events_synced"], events.size() + 1);
+    EXPECT_EQ(st["events_not_durable"], 0);
+    ASSERT_TRUE(st["last_error"].is_object()) << st.dump();
+    EXPECT_NE(st["last_error"]["message"].get<std::string>().find("fsync: input/output error"),
+              std::string::npos)
+        << st.dump();
+    ASSERT_TRUE(flusher.FlushNow().ok());
+    st = Get("/v1/stats").Json()["storage"];
+    EXPECT_EQ(st["events_synced"], events.size() + 2);
+    EXPECT_TRUE(st["last_error"].is_null());
+
+    // The daemon's admin checkpoints live inside the store's directory and share its SST
+    // files: they are not the store's bytes. (The first one flushes the memtables.)
+    const auto checkpoints = std::filesystem::path(storage_opts.path) / "checkpoints";
+    std::filesystem::create_directories(checkpoints);
+    ASSERT_TRUE(store.Checkpoint((checkpoints / "1").string()).ok());
+    const uint64_t bytes = Get("/v1/stats").Json()["storage"]["bytes_on_disk"].get<uint64_t>();
+    ASSERT_TRUE(store.Checkpoint((checkpoints / "2").string()).ok());
+    ASSERT_TRUE(store.Checkpoint((checkpoints / "3").string()).ok());
+    EXPECT_EQ(Get("/v1/stats").Json()["storage"]["bytes_on_disk"], bytes);
   }
   std::filesystem::remove_all(storage_opts.path);
 }

@@ -126,8 +126,20 @@ TEST(Flusher, SyncedOffsetsFollowOnlySyncedWrites) {
   EXPECT_FALSE(flusher.stats().pending);
   EXPECT_EQ(store.Offsets().value(), (std::map<int32_t, int64_t>{{0, 2000}}));
   EXPECT_EQ(flusher.SyncedOffsets(), (std::map<int32_t, int64_t>{{0, 1000}}));
+  // /v1/stats tells the written events from the synced ones, and shows the failed sync.
+  {
+    const FlushStats st = flusher.stats();
+    EXPECT_EQ(st.events_flushed, 2000u);
+    EXPECT_EQ(st.events_synced, 1000u);
+    EXPECT_EQ(st.sync_failures, 1u);
+    EXPECT_EQ(st.failures, 0u) << "the write itself succeeded";
+    ASSERT_TRUE(st.last_error.has_value());
+    EXPECT_NE(st.last_error->message.find("fsync failed (simulated)"), std::string::npos);
+  }
   ASSERT_TRUE(flusher.FlushNow().ok());
   EXPECT_EQ(flusher.SyncedOffsets(), (std::map<int32_t, int64_t>{{0, 2000}}));
+  EXPECT_EQ(flusher.stats().events_synced, 2000u);
+  EXPECT_FALSE(flusher.stats().last_error.has_value()) << "cleared by the sync that succeeded";
   ASSERT_TRUE(flusher.FlushNow().ok());  // nothing new: no sync either
   EXPECT_EQ(store.syncs.load(), 3);
   // A forget changes rows but no offset: FlushNow still syncs it (DELETE answers once it is).
@@ -153,6 +165,44 @@ TEST(Flusher, SyncedOffsetsFollowOnlySyncedWrites) {
   EXPECT_GT(store.batches.size(), 6u);
   EXPECT_LE(store.syncs.load() - 4, static_cast<int>(seconds) + 1) << seconds << " s";
   ASSERT_TRUE(flusher.Stop().ok());
+}
+
+// The background thread syncs at most once a second: a good write right after a failed sync
+// is not synced yet, so it must not clear the sync's error from /v1/stats.
+TEST(Flusher, AWriteNotYetSyncedKeepsTheFailedSyncsError) {
+  config::Options o = SmallOptions();
+  o.storage.flush_interval_ms = 10;
+  const auto ev = Stream(3000, 4);
+  engine::Engine e(o);
+  RecordingStore store(o);
+  Flusher flusher(e, store, o.storage);
+  ApplyRange(e, ev, 0, 1000);
+  ASSERT_TRUE(flusher.FlushNow().ok());  // synced now: the next background sync is >= 1 s away
+  ApplyRange(e, ev, 1000, 2000);
+  store.fail_sync = 1;
+  ASSERT_FALSE(flusher.FlushNow().ok());
+  flusher.Start();
+  ApplyRange(e, ev, 2000, 3000);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  FlushStats st = flusher.stats();
+  while (st.events_flushed < 3000 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    st = flusher.stats();
+  }
+  ASSERT_EQ(st.events_flushed, 3000u) << "the background thread wrote the rest";
+  // Read in one copy: either the sync has happened since (and cleared the error) or the error
+  // still shows.
+  if (st.events_synced < st.events_flushed) {
+    ASSERT_TRUE(st.last_error.has_value()) << "written, not synced, and no error shown";
+    EXPECT_NE(st.last_error->message.find("fsync failed"), std::string::npos);
+  } else {
+    EXPECT_FALSE(st.last_error.has_value());
+  }
+  ASSERT_TRUE(flusher.Stop().ok());
+  st = flusher.stats();
+  EXPECT_EQ(st.events_synced, 3000u);
+  EXPECT_FALSE(st.last_error.has_value()) << "the stop's flush synced";
+  EXPECT_EQ(st.sync_failures, 1u);
 }
 
 // A write that fails before a handover with events unstored seals the flusher in the same

@@ -175,9 +175,10 @@ int RunTune(const ConfigArgs& cfg, const std::string& input, const std::string& 
   }
   config::Options best = opts.value();
   best.model = r.trials[r.best].model;
-  nlohmann::json out = {{"model", config::ToJson(best)["model"]}};
-  out["_objective"] = {
-      {"hr", r.trials[r.best].hr}, {"ndcg", r.trials[r.best].ndcg}, {"k", t.k}, {"trial", r.best}};
+  // stdout is the config section alone, so that it can be used as a config file as it is.
+  std::fprintf(stderr, "best: trial %zu, HR@%zu %.4f NDCG@%zu %.4f\n", r.best, t.k,
+               r.trials[r.best].hr, t.k, r.trials[r.best].ndcg);
+  const nlohmann::json out = {{"model", config::ToJson(best)["model"]}};
   std::cout << out.dump(2) << "\n";
   return 0;
 }
@@ -265,7 +266,8 @@ void RegisterOfflineCommands(CLI::App& cli, std::vector<Command>& out) {
                    }
                    auto opts = st->show_cfg.Load();
                    if (!opts.ok()) return Fail(opts.error());
-                   std::cout << config::ToJson(opts.value(), config::Secrets::kRedact).dump(2)
+                   std::cout << config::ToJson(opts.value(), config::Secrets::kRedact)
+                                    .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
                              << "\n";
                    return 0;
                  }});

@@ -1,5 +1,7 @@
 #include "config/loader.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -74,10 +76,36 @@ std::optional<std::string> NonEmpty(const std::string& value) {
   return std::nullopt;
 }
 
+// The HTTP server binds an address, it does not resolve names: an IP address or localhost.
 std::optional<std::string> ValidListen(const std::string& value) {
   Result<HostPort> parsed = ParseHostPort(value);
   if (!parsed.ok()) return parsed.error().message;
+  const std::string& host = parsed->host;
+  unsigned char addr[16];
+  if (host != "localhost" && inet_pton(AF_INET, host.c_str(), addr) != 1 &&
+      inet_pton(AF_INET6, host.c_str(), addr) != 1) {
+    return "\"" + host +
+           "\" is not an IP address or localhost (the server binds, it does not resolve names)";
+  }
   return std::nullopt;
+}
+
+// Kafka's rule for topic names: 1..249 of [a-zA-Z0-9._-], not "." or "..".
+std::optional<std::string> ValidTopic(const std::string& value) {
+  if (value.empty()) return "must not be empty";
+  if (value.size() > 249) return "is longer than Kafka's 249 characters";
+  if (value == "." || value == "..") return "may not be \".\" or \"..\"";
+  for (const char c : value) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') {
+      return "may hold only ASCII letters, digits, '.', '_' and '-' (Kafka's rule)";
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> EmptyOrValidTopic(const std::string& value) {
+  if (value.empty()) return std::nullopt;
+  return ValidTopic(value);
 }
 
 // Whether a Kafka property carries a credential (redacted in logged configs).
@@ -161,8 +189,8 @@ std::vector<Binding> MakeBindings() {
        .key = "topic",
        .field = At(&Options::kafka, &KafkaOptions::topic),
        .doc = "Topic the events are consumed from.",
-       .check = NonEmpty,
-       .check_doc = "Must not be empty."},
+       .check = ValidTopic,
+       .check_doc = "A Kafka topic name: 1..249 of ASCII letters, digits, '.', '_', '-'."},
       {.section = "kafka",
        .key = "group",
        .field = At(&Options::kafka, &KafkaOptions::group),
@@ -172,7 +200,9 @@ std::vector<Binding> MakeBindings() {
       {.section = "kafka",
        .key = "dlq_topic",
        .field = At(&Options::kafka, &KafkaOptions::dlq_topic),
-       .doc = "Dead-letter topic for malformed events; empty means \"<topic>.dlq\"."},
+       .doc = "Dead-letter topic for malformed events; empty means \"<topic>.dlq\".",
+       .check = EmptyOrValidTopic,
+       .check_doc = "Empty, or a Kafka topic name."},
       {.section = "kafka",
        .key = "properties",
        .field = At(&Options::kafka, &KafkaOptions::properties),
@@ -215,9 +245,10 @@ std::vector<Binding> MakeBindings() {
       {.section = "server",
        .key = "listen",
        .field = At(&Options::server, &ServerOptions::listen),
-       .doc = "Address the HTTP server binds, \"host:port\" (\"[::1]:8080\" for IPv6).",
+       .doc = "Address the HTTP server binds, \"IP:port\" (\"[::1]:8080\" for IPv6).",
        .check = ValidListen,
-       .check_doc = "Format: host:port with port 0..65535."},
+       .check_doc =
+           "Format: IP:port or localhost:port with port 0..65535 (names are not resolved)."},
       {.section = "server",
        .key = "threads",
        .field = At(&Options::server, &ServerOptions::threads),
@@ -569,15 +600,27 @@ std::string UnknownKeyMessage(std::string_view section, std::string_view key) {
 std::string Describe(const json& v, bool secret) {
   std::string out = v.type_name();
   if (secret || v.is_null()) return out;
-  std::string text = v.dump();
+  std::string text = v.dump(-1, ' ', false, json::error_handler_t::replace);
   if (text.size() > 60) text = text.substr(0, 57) + "...";
   return out + " " + text;
 }
 
 // ---- checks of typed values; each returns an error message that starts with the key name ----
 
+// Whether `text` is valid UTF-8 (nlohmann's strict check: no overlong forms, no surrogates).
+bool IsUtf8(const std::string& text) {
+  try {
+    (void)json(text).dump();
+    return true;
+  } catch (const json::type_error&) {
+    return false;
+  }
+}
+
 std::optional<std::string> Check(const Binding& b, const std::string& value) {
   const std::string& name = b.info.name;
+  // Values come from the environment and --set as raw bytes; the config is JSON, which is text.
+  if (!IsUtf8(value)) return name + ": the value is not valid UTF-8";
   if (!b.info.allowed.empty() &&
       std::find(b.info.allowed.begin(), b.info.allowed.end(), value) == b.info.allowed.end()) {
     return name + ": " + json(value).dump() +
@@ -853,7 +896,8 @@ Result<Options> LoadFile(const std::string& path) {
   json doc;
   try {
     doc = json::parse(text.str(), nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for a number no double holds (1e999).
     return Invalid("config file \"" + path + "\" is not valid JSON: " + e.what());
   }
   Options opts;
@@ -909,6 +953,24 @@ Status Validate(const Options& opts) {
     return Invalid(
         "index.kind: \"hnsw\" needs index.maintenance_interval_ms > 0 (the maintainer builds "
         "the index); use \"exact\" to run without it");
+  }
+  // A role's token may be set only if every role above it has one: else the higher routes (forget
+  // users, checkpoints) would be open to anyone while reading asks for a token.
+  const std::pair<const char*, const std::string*> roles[] = {
+      {"read_token", &opts.server.read_token},
+      {"write_token", &opts.server.write_token},
+      {"admin_token", &opts.server.admin_token}};
+  for (size_t lower = 0; lower < std::size(roles); ++lower) {
+    if (roles[lower].second->empty()) continue;
+    for (size_t higher = lower + 1; higher < std::size(roles); ++higher) {
+      if (roles[higher].second->empty()) {
+        return Invalid(std::string("server.") + roles[higher].first + ": empty while server." +
+                       roles[lower].first +
+                       " is set, which would leave the higher role's routes open to anyone; set "
+                       "server." +
+                       roles[higher].first + " too (or clear server." + roles[lower].first + ")");
+      }
+    }
   }
   if (opts.kafka.EffectiveDlqTopic() == opts.kafka.topic) {
     // Dead-lettering into the input topic would feed every bad event back in forever.

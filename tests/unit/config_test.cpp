@@ -187,7 +187,7 @@ TEST(ConfigDefaults, MatchOptionsHppAndValidate) {
   ASSERT_TRUE(loaded.ok()) << loaded.error().message;
   EXPECT_EQ(ToJson(*loaded), Defaults());
   EXPECT_TRUE(Validate(Options{}).ok());
-  // Spot checks by hand against DESIGN.md / options.hpp.
+  // Spot checks by hand against the README configuration table / options.hpp.
   EXPECT_EQ(Defaults()["kafka"]["topic"], "events");
   EXPECT_EQ(Defaults()["server"]["listen"], "127.0.0.1:8080");
   EXPECT_EQ(Defaults()["model"]["dim"], 64);
@@ -496,15 +496,20 @@ TEST(ConfigMaps, AMapReplacesTheWholeMap) {
 
 TEST(ConfigValidate, ListenMustBeHostPort) {
   Options opts;
-  for (const char* bad : {"localhost", "localhost:", ":8080", "host:70000", "host:-1", "host:80a",
-                          "::1:8080", "[::1]8080", "[::1", ""}) {
+  for (const char* bad :
+       {"localhost", "localhost:", ":8080", "host:70000", "host:-1", "host:80a", "::1:8080",
+        "[::1]8080", "[::1", "", "example.com:443", "myhost:8080", "256.0.0.1:80"}) {
     EXPECT_TRUE(Fails(ApplyOne(opts, "server.listen", bad), {"server.listen"})) << bad;
     Options direct;
     direct.server.listen = bad;
     EXPECT_TRUE(Fails(Validate(direct), {"server.listen"})) << bad;
   }
   EXPECT_TRUE(Fails(ApplyOverride(opts, "server.listen=host:65536"), {"server.listen", "65535"}));
-  for (const char* good : {"0.0.0.0:0", "localhost:65535", "[::1]:8080", "example.com:443"}) {
+  // The server binds, it does not resolve: a name other than localhost is refused when the
+  // config is loaded, not after the store and the Kafka clients are up.
+  EXPECT_TRUE(Fails(ApplyOverride(opts, "server.listen=myhost:8080"),
+                    {"server.listen", "myhost", "not an IP address"}));
+  for (const char* good : {"0.0.0.0:0", "localhost:65535", "[::1]:8080", "10.1.2.3:443"}) {
     EXPECT_TRUE(ApplyOne(opts, "server.listen", good).ok()) << good;
   }
   Result<HostPort> v6 = ParseHostPort("[::1]:8080");
@@ -555,6 +560,63 @@ TEST(ConfigValidate, CrossFieldAndProgrammaticOptions) {
   EXPECT_TRUE(Fails(AsStatus(Load("", std::vector<std::string>{}, {"kafka.dlq_topic=events"})),
                     {"kafka.dlq_topic", "kafka.topic"}));
   EXPECT_TRUE(Load("", std::vector<std::string>{}, {"kafka.dlq_topic=events.bad"}).ok());
+
+  // Topic names follow Kafka's rule, checked at load rather than by the broker much later.
+  for (const std::string& bad :
+       std::vector<std::string>{"a b", "x/y", "ev\xc3\xa9", ".", "..", std::string(250, 't')}) {
+    EXPECT_TRUE(Fails(ApplyOne(opts, "kafka.topic", bad), {"kafka.topic"})) << bad;
+    EXPECT_TRUE(Fails(ApplyOne(opts, "kafka.dlq_topic", bad), {"kafka.dlq_topic"})) << bad;
+  }
+  EXPECT_TRUE(ApplyOne(opts, "kafka.topic", "Events_v2.clicks-eu").ok());
+  EXPECT_TRUE(ApplyOne(opts, "kafka.topic", std::string(249, 't')).ok());
+  EXPECT_TRUE(ApplyOne(opts, "kafka.dlq_topic", "").ok()) << "empty: <topic>.dlq";
+}
+
+// A token on a role with none above it would open the higher routes (forget users, checkpoints)
+// to anyone while reading needs a token: refused, naming both keys.
+TEST(ConfigValidate, ATokenNeedsTokensOnEveryRoleAboveIt) {
+  const auto load = [](std::vector<std::string> sets) {
+    return AsStatus(Load("", std::vector<std::string>{}, sets));
+  };
+  EXPECT_TRUE(Fails(load({"server.read_token=r", "server.write_token=w"}),
+                    {"server.admin_token", "server.read_token", "open to anyone"}));
+  EXPECT_TRUE(Fails(load({"server.read_token=r"}), {"server.write_token", "server.read_token"}));
+  EXPECT_TRUE(Fails(load({"server.write_token=w"}), {"server.admin_token", "server.write_token"}));
+  EXPECT_TRUE(Fails(load({"server.read_token=r", "server.admin_token=a"}),
+                    {"server.write_token", "server.read_token"}));
+  // Fine: none, admin only, write and admin (reads open), all three.
+  EXPECT_TRUE(load({}).ok());
+  EXPECT_TRUE(load({"server.admin_token=a"}).ok());
+  EXPECT_TRUE(load({"server.write_token=w", "server.admin_token=a"}).ok());
+  EXPECT_TRUE(load({"server.read_token=r", "server.write_token=w", "server.admin_token=a"}).ok());
+}
+
+// Raw bytes from the environment or --set that are not UTF-8 are an error naming the key (they
+// used to abort the process when the error message or the printed config was serialised).
+TEST(ConfigErrors, InvalidUtf8FromTheEnvironmentOrSetIsAnError) {
+  EXPECT_TRUE(Fails(AsStatus(Load("", std::vector<std::string>{}, {"model.loss=\xff"})),
+                    {"model.loss", "UTF-8"}));
+  EXPECT_TRUE(Fails(AsStatus(Load("", std::vector<std::string>{}, {"storage.path=/tmp/a\xc3"})),
+                    {"storage.path", "UTF-8"}));
+  EXPECT_TRUE(
+      Fails(AsStatus(Load("", std::vector<std::string>{"SIMSTREAM_SERVER_THREADS=a\xff"}, {})),
+            {"server.threads", "expected"}));
+  EXPECT_TRUE(
+      Fails(AsStatus(Load("", std::vector<std::string>{"SIMSTREAM_SERVER_ADMIN_TOKEN=\xfe"}, {})),
+            {"server.admin_token", "UTF-8"}));
+}
+
+// A number no double holds is a JSON error of the file, not an exception out of LoadFile.
+TEST(ConfigFile, ANumberTooLargeForADoubleIsAnError) {
+  for (const char* text : {R"({"model": {"learning_rate": 1e999}})",
+                           R"({"model": {"event_weights": {"x": -1e309}}})"}) {
+    TempFile file(text);
+    Result<Options> loaded = LoadFile(file.path());
+    ASSERT_FALSE(loaded.ok()) << text;
+    EXPECT_EQ(loaded.error().code, "invalid_config");
+    EXPECT_NE(loaded.error().message.find("not valid JSON"), std::string::npos)
+        << loaded.error().message;
+  }
 }
 
 TEST(ConfigToJson, RedactsSecretsOnlyWhenAsked) {
@@ -597,6 +659,8 @@ TEST(ConfigToJson, RoundTripOfRandomOptions) {
         case KeyType::kString:
           if (!info.allowed.empty()) {
             value = info.allowed[rng() % info.allowed.size()];
+          } else if (info.name == "kafka.topic" || info.name == "kafka.dlq_topic") {
+            value = "t" + std::to_string(rng() % 1000) + (rng() % 2 ? "._-X" : "");
           } else if (info.name == "server.listen") {
             value = "10.0.0." + std::to_string(rng() % 256) + ":" + std::to_string(rng() % 65536);
           } else {

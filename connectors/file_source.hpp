@@ -14,7 +14,7 @@
 namespace simstream::connectors {
 
 enum class FileFormat {
-  // One contract event (DESIGN.md) per line; blank lines are skipped.
+  // One contract event (README "Kafka ingestion") per line; blank lines are skipped.
   kJsonl,
   // MovieLens ratings: `ratings.csv` (header `userId,movieId,rating,timestamp`, seconds) or
   // `u.data` (tab-separated `user item rating timestamp`, no header). Lines separated by "::"

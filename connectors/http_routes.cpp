@@ -1,7 +1,9 @@
-// What each route of the HTTP contract (DESIGN.md) answers.
+// What each route of the HTTP contract (README "HTTP API", docs/openapi.yaml) answers.
 #include "connectors/http_routes.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -27,22 +29,27 @@ struct RouteDef {
   std::string_view path;  // template; "{name}" matches one non-empty segment
   Role role;
   bool blocking;
+  // The query parameters it takes, comma-separated; any other is a 400 (a typo such as
+  // "exlude" must not be silently ignored). "*": any, ignored (probes and scrapers).
+  std::string_view params;
 };
 
-// The table of DESIGN.md. Order matters only for documentation (RouteList).
+// The table of the README's "HTTP API" (docs/openapi.yaml). Order matters only for
+// documentation (RouteList).
 constexpr RouteDef kRoutes[] = {
-    {"GET", "/v1/users/{user}/recommendations", Role::kRead, false},
-    {"GET", "/v1/users/{user}/similar", Role::kRead, false},
-    {"GET", "/v1/items/{item}/similar", Role::kRead, false},
-    {"GET", "/v1/users/{user}", Role::kRead, false},
-    {"DELETE", "/v1/users/{user}", Role::kAdmin, true},
-    {"POST", "/v1/events", Role::kWrite, true},
-    {"POST", "/v1/admin/checkpoint", Role::kAdmin, true},
-    {"GET", "/v1/stats", Role::kRead, false},
-    {"GET", "/healthz", Role::kOpen, false},
-    {"GET", "/readyz", Role::kOpen, false},
-    {"GET", "/metrics", Role::kRead, false},
+    {"GET", "/v1/users/{user}/recommendations", Role::kRead, false, "k,explain,exclude"},
+    {"GET", "/v1/users/{user}/similar", Role::kRead, false, "k,metric"},
+    {"GET", "/v1/items/{item}/similar", Role::kRead, false, "k,metric"},
+    {"GET", "/v1/users/{user}", Role::kRead, false, "embedding"},
+    {"DELETE", "/v1/users/{user}", Role::kAdmin, true, ""},
+    {"POST", "/v1/events", Role::kWrite, true, "wait"},
+    {"POST", "/v1/admin/checkpoint", Role::kAdmin, true, ""},
+    {"GET", "/v1/stats", Role::kRead, false, ""},
+    {"GET", "/healthz", Role::kOpen, false, "*"},
+    {"GET", "/readyz", Role::kOpen, false, "*"},
+    {"GET", "/metrics", Role::kRead, false, "*"},
 };
+
 enum RouteId {
   kRecommend,
   kSimilarUsers,
@@ -166,6 +173,19 @@ std::vector<std::string_view> Split(std::string_view s, char sep) {
     if (pos == std::string_view::npos) return out;
     start = pos + 1;
   }
+}
+
+// The first query parameter the route does not take, if any.
+std::optional<std::string> UnknownParam(const RouteDef& route,
+                                        const std::map<std::string, std::string>& query) {
+  if (route.params == "*") return std::nullopt;
+  for (const auto& [key, value] : query) {
+    bool known = false;
+    for (std::string_view name : Split(route.params, ','))
+      known = known || (!name.empty() && name == key);
+    if (!known) return key;
+  }
+  return std::nullopt;
 }
 
 int HexValue(char c) {
@@ -354,6 +374,13 @@ Prepared RouteTable::Prepare(std::string_view method, std::string_view target,
         p.immediate = ErrorReply(400, "bad_request", "query has invalid percent-encoding or UTF-8");
         return p;
       }
+      if (p.query.count(*key) != 0) {
+        // Which one counts would be a guess ("?k=abc&k=2" answered with k=2).
+        p.immediate =
+            ErrorReply(400, "invalid_parameter",
+                       "query parameter " + Dump(json(*key)) + " is given more than once");
+        return p;
+      }
       p.query[*key] = *key == "exclude" ? std::string(value) : std::move(*decoded);
     }
   }
@@ -388,9 +415,12 @@ Prepared RouteTable::Prepare(std::string_view method, std::string_view target,
   const std::string* tokens[] = {&server_.read_token, &server_.write_token, &server_.admin_token};
   if (need != Role::kOpen && !tokens[static_cast<int>(need) - 1]->empty()) {
     std::string_view presented;
-    constexpr std::string_view kBearer = "Bearer ";
+    // The scheme is case-insensitive (RFC 7235): "bearer x" is "Bearer x".
+    constexpr std::string_view kBearer = "bearer ";
     const bool has_bearer =
-        authorization.size() > kBearer.size() && authorization.substr(0, kBearer.size()) == kBearer;
+        authorization.size() > kBearer.size() &&
+        std::equal(kBearer.begin(), kBearer.end(), authorization.begin(),
+                   [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); });
     if (has_bearer) presented = authorization.substr(kBearer.size());
     // Compare against every configured token so timing does not depend on which matched.
     int granted = 0;  // highest role the token grants
@@ -409,6 +439,14 @@ Prepared RouteTable::Prepare(std::string_view method, std::string_view target,
       p.immediate = ErrorReply(403, "forbidden", "this token may not use this route");
       return p;
     }
+  }
+  if (std::optional<std::string> unknown = UnknownParam(kRoutes[p.route], p.query)) {
+    const std::string_view takes = kRoutes[p.route].params;
+    p.immediate =
+        ErrorReply(400, "invalid_parameter",
+                   "unknown query parameter " + Dump(json(*unknown)) + "; this route takes " +
+                       (takes.empty() ? std::string("none") : std::string(takes)));
+    return p;
   }
   p.body = std::move(body);
   return p;

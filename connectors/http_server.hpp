@@ -1,4 +1,4 @@
-// The HTTP API of DESIGN.md ("The public contract"), served with Boost.Beast on Asio.
+// The HTTP API (README "HTTP API", docs/openapi.yaml), served with Boost.Beast on Asio.
 //
 // Shape (Beast's advanced server): a listener accepts connections; each connection is a
 // session on its own strand with keep-alive, a bounded pipeline of responses, read and idle

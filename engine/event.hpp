@@ -1,4 +1,5 @@
-// The event of the public contract (DESIGN.md) and its validation.
+// The event of the public contract (README "Kafka ingestion", docs/openapi.yaml "Event") and its
+// validation.
 #pragma once
 
 #include <cstdint>

@@ -8,7 +8,7 @@
 #   --sanitize=asan    build-asan/ with ASan+UBSan (-DSIMSTREAM_ASAN=ON), no benchmarks
 #   --sanitize=tsan    build-tsan/ with TSan (-DSIMSTREAM_TSAN=ON), no benchmarks
 #   --no-kafka         do not start a broker; tests that need one skip themselves
-#   -- ARGS            passed to ctest, e.g. `-- -L unit` or `-- -R kafka`
+#   -- ARGS            passed to ctest, e.g. `-- -L unit` or `-- -R Kafka`
 #
 # Environment:
 #   SIMSTREAM_JOBS               build parallelism (default: nproc)

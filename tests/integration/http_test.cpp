@@ -371,6 +371,25 @@ TEST_F(HttpTest, BadQueryParameters) {
   EXPECT_EQ(Get("/v1/users/u1/similar?metric=%63osine").status, 200);
   EXPECT_EQ(Get("/v1/users/u1?embedding=%74rue").Json()["embedding"].size(), 16u);
   ExpectError(Get("/v1/users/u1/recommendations?k=1%2C0"), 400, "invalid_parameter");
+  // A parameter given twice is an error (which one counts would be a guess), and so is one the
+  // route does not take (a typo must not be silently ignored); the message says which.
+  for (const char* twice : {"?k=abc&k=2", "?k=2&k=abc", "?exclude=a&exclude=b", "?k=2&%6B=3"}) {
+    Resp dup = Get(std::string("/v1/users/u1/recommendations") + twice);
+    ExpectError(dup, 400, "invalid_parameter");
+    EXPECT_NE(dup.body.find("more than once"), std::string::npos) << twice << " " << dup.body;
+  }
+  Resp typo = Get("/v1/users/u1/recommendations?k=2&exlude=i1");
+  ExpectError(typo, 400, "invalid_parameter");
+  const std::string said = typo.Json()["error"]["message"].get<std::string>();
+  EXPECT_NE(said.find("\"exlude\""), std::string::npos) << said;
+  EXPECT_NE(said.find("k,explain,exclude"), std::string::npos) << said;
+  ExpectError(Get("/v1/items/i7/similar?explain=true"), 400, "invalid_parameter");
+  ExpectError(Get("/v1/users/u1?k=3"), 400, "invalid_parameter");
+  ExpectError(Get("/v1/stats?verbose=1"), 400, "invalid_parameter");
+  EXPECT_EQ(Get("/v1/users/u1/similar?k=2&metric=dot").status, 200);
+  // Probes and the scrape take any parameters and ignore them.
+  EXPECT_EQ(Get("/healthz?probe=1").status, 200);
+  EXPECT_EQ(Get("/metrics?name%5B%5D=x").status, 200);
 }
 
 TEST_F(HttpTest, SimilarUsersEveryMetricAndUnknown) {
@@ -1043,6 +1062,18 @@ TEST_F(HttpTest, TokensGateRoles) {
   {
     Client c(port_);
     c.WriteRaw("GET /v1/stats HTTP/1.1\r\nHost: x\r\nAuthorization: Basic r-token\r\n\r\n");
+    ExpectError(c.Read(), 401, "unauthorized");
+  }
+  // The scheme is case-insensitive (RFC 7235); the token is not.
+  for (const char* scheme : {"bearer", "BEARER", "bEaReR"}) {
+    Client c(port_);
+    c.WriteRaw(std::string("GET /v1/stats HTTP/1.1\r\nHost: x\r\nAuthorization: ") + scheme +
+               " r-token\r\n\r\n");
+    EXPECT_EQ(c.Read().status, 200) << scheme;
+  }
+  {
+    Client c(port_);
+    c.WriteRaw("GET /v1/stats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer R-TOKEN\r\n\r\n");
     ExpectError(c.Read(), 401, "unauthorized");
   }
   // Read < write < admin.

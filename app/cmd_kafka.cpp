@@ -87,7 +87,12 @@ int RunProduce(const ConfigArgs& cfg, std::string brokers, std::string topic,
   auto opts = cfg.Load();
   if (!opts.ok()) return Fail(opts.error());
   if (!brokers.empty()) opts->kafka.brokers = brokers;
-  if (!topic.empty()) opts->kafka.topic = topic;
+  if (!topic.empty()) {
+    if (std::optional<std::string> error = config::TopicNameError(topic)) {
+      return Fail({"invalid_argument", "--topic \"" + topic + "\" " + *error});
+    }
+    opts->kafka.topic = topic;
+  }
   auto events = LoadForProduce(input, format, engine::EventRulesFrom(opts.value()));
   if (!events.ok()) return Fail(events.error());
   auto sink = connectors::KafkaEventSink::Create(opts->kafka, /*delivery_timeout_ms=*/60000);

@@ -82,25 +82,18 @@ std::optional<std::string> ValidListen(const std::string& value) {
   if (!parsed.ok()) return parsed.error().message;
   const std::string& host = parsed->host;
   unsigned char addr[16];
+  // An IPv6 address may carry a zone ("fe80::1%eth0"), as the server's parser accepts.
+  const std::string unscoped = host.substr(0, host.find('%'));
   if (host != "localhost" && inet_pton(AF_INET, host.c_str(), addr) != 1 &&
-      inet_pton(AF_INET6, host.c_str(), addr) != 1) {
+      inet_pton(AF_INET6, unscoped.c_str(), addr) != 1) {
     return "\"" + host +
            "\" is not an IP address or localhost (the server binds, it does not resolve names)";
   }
   return std::nullopt;
 }
 
-// Kafka's rule for topic names: 1..249 of [a-zA-Z0-9._-], not "." or "..".
 std::optional<std::string> ValidTopic(const std::string& value) {
-  if (value.empty()) return "must not be empty";
-  if (value.size() > 249) return "is longer than Kafka's 249 characters";
-  if (value == "." || value == "..") return "may not be \".\" or \"..\"";
-  for (const char c : value) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') {
-      return "may hold only ASCII letters, digits, '.', '_' and '-' (Kafka's rule)";
-    }
-  }
-  return std::nullopt;
+  return TopicNameError(value);
 }
 
 std::optional<std::string> EmptyOrValidTopic(const std::string& value) {
@@ -302,17 +295,19 @@ std::vector<Binding> MakeBindings() {
       {.section = "server",
        .key = "read_token",
        .field = At(&Options::server, &ServerOptions::read_token),
-       .doc = "Bearer token of the read role; empty disables the check for that role.",
+       .doc = "Bearer token of the read role (the write and admin tokens also read); empty leaves "
+              "reads open. Set it only with write_token and admin_token.",
        .secret = true},
       {.section = "server",
        .key = "write_token",
        .field = At(&Options::server, &ServerOptions::write_token),
-       .doc = "Bearer token of the write role; empty disables the check for that role.",
+       .doc = "Bearer token of the write role (the admin token also writes); empty leaves writes "
+              "open. Set it only with admin_token.",
        .secret = true},
       {.section = "server",
        .key = "admin_token",
        .field = At(&Options::server, &ServerOptions::admin_token),
-       .doc = "Bearer token of the admin role; empty disables the check for that role.",
+       .doc = "Bearer token of the admin role; empty leaves forgetting users and checkpoints open.",
        .secret = true},
       // model
       {.section = "model",
@@ -954,22 +949,34 @@ Status Validate(const Options& opts) {
         "index.kind: \"hnsw\" needs index.maintenance_interval_ms > 0 (the maintainer builds "
         "the index); use \"exact\" to run without it");
   }
-  // A role's token may be set only if every role above it has one: else the higher routes (forget
-  // users, checkpoints) would be open to anyone while reading asks for a token.
+  // Every role above the lowest role with a token needs one too: else the higher routes (write
+  // events; forget users, checkpoints) would be open to anyone while reading asks for a token.
   const std::pair<const char*, const std::string*> roles[] = {
-      {"read_token", &opts.server.read_token},
-      {"write_token", &opts.server.write_token},
-      {"admin_token", &opts.server.admin_token}};
-  for (size_t lower = 0; lower < std::size(roles); ++lower) {
-    if (roles[lower].second->empty()) continue;
-    for (size_t higher = lower + 1; higher < std::size(roles); ++higher) {
-      if (roles[higher].second->empty()) {
-        return Invalid(std::string("server.") + roles[higher].first + ": empty while server." +
-                       roles[lower].first +
-                       " is set, which would leave the higher role's routes open to anyone; set "
-                       "server." +
-                       roles[higher].first + " too (or clear server." + roles[lower].first + ")");
-      }
+      {"server.read_token", &opts.server.read_token},
+      {"server.write_token", &opts.server.write_token},
+      {"server.admin_token", &opts.server.admin_token}};
+  for (size_t lowest = 0; lowest < std::size(roles); ++lowest) {
+    if (roles[lowest].second->empty()) continue;
+    std::vector<std::string> missing;
+    for (size_t r = lowest + 1; r < std::size(roles); ++r) {
+      if (roles[r].second->empty()) missing.emplace_back(roles[r].first);
+    }
+    if (!missing.empty()) {
+      const std::string names =
+          missing.size() == 1 ? missing[0] : missing[0] + " and " + missing[1];
+      return Invalid(names + (missing.size() == 1 ? " is" : " are") + " empty while " +
+                     roles[lowest].first +
+                     " is set: every role above a role with a token needs one, else its routes "
+                     "are open to anyone while reading asks for a token; set " +
+                     names);
+    }
+    break;
+  }
+  if (opts.kafka.dlq_topic.empty()) {
+    // The default "<topic>.dlq" is a topic name too (a 246-character topic makes it too long).
+    if (std::optional<std::string> error = ValidTopic(opts.kafka.EffectiveDlqTopic())) {
+      return Invalid("kafka.dlq_topic: the default \"" + opts.kafka.EffectiveDlqTopic() + "\" " +
+                     *error + "; set kafka.dlq_topic");
     }
   }
   if (opts.kafka.EffectiveDlqTopic() == opts.kafka.topic) {
@@ -1094,6 +1101,19 @@ Result<HostPort> ParseHostPort(std::string_view text) {
   const int value = std::stoi(std::string(port));
   if (value > 65535) return fail("the port must be a number in 0..65535");
   return HostPort{std::string(host), static_cast<uint16_t>(value)};
+}
+
+// Kafka's rule for topic names: 1..249 of [a-zA-Z0-9._-], not "." or "..".
+std::optional<std::string> TopicNameError(const std::string& value) {
+  if (value.empty()) return "must not be empty";
+  if (value.size() > 249) return "is longer than Kafka's 249 characters";
+  if (value == "." || value == "..") return "may not be \".\" or \"..\"";
+  for (const char c : value) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') {
+      return "may hold only ASCII letters, digits, '.', '_' and '-' (Kafka's rule)";
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace simstream::config

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -97,5 +98,9 @@ struct HostPort {
   uint16_t port = 0;
 };
 Result<HostPort> ParseHostPort(std::string_view text);
+
+// Why `name` is not a topic name Kafka accepts (1..249 of ASCII letters, digits, '.', '_', '-';
+// not "." or ".."), or nullopt when it is.
+std::optional<std::string> TopicNameError(const std::string& name);
 
 }  // namespace simstream::config

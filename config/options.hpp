@@ -71,7 +71,9 @@ struct ServerOptions {
   int64_t pipeline_limit = 8;
   // Longest wait of POST /v1/events?wait=true for the events to be applied. Default: 5000.
   int64_t wait_timeout_ms = 5000;
-  // Bearer tokens per role; empty disables the check for that role. Default: "".
+  // Bearer tokens per role (read < write < admin; a higher token grants the lower roles); empty
+  // leaves that role open. Every role above one with a token needs a token too (Validate).
+  // Default: "".
   std::string read_token;
   std::string write_token;
   std::string admin_token;

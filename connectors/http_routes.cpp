@@ -360,6 +360,7 @@ Prepared RouteTable::Prepare(std::string_view method, std::string_view target,
     }
     segments.push_back(std::move(*decoded));
   }
+  std::optional<std::string> repeated;  // the first key given twice
   if (qmark != std::string_view::npos) {
     for (std::string_view pair : Split(target.substr(qmark + 1), '&')) {
       if (pair.empty()) continue;
@@ -374,14 +375,18 @@ Prepared RouteTable::Prepare(std::string_view method, std::string_view target,
         p.immediate = ErrorReply(400, "bad_request", "query has invalid percent-encoding or UTF-8");
         return p;
       }
-      if (p.query.count(*key) != 0) {
-        // Which one counts would be a guess ("?k=abc&k=2" answered with k=2).
-        p.immediate =
-            ErrorReply(400, "invalid_parameter",
-                       "query parameter " + Dump(json(*key)) + " is given more than once");
-        return p;
+      const auto [it, fresh] =
+          p.query.try_emplace(*key, *key == "exclude" ? std::string(value) : std::move(*decoded));
+      if (!fresh) {
+        // exclude= may be repeated (a list, as form encoders send one); its values join. Any
+        // other key given twice is answered once the route is known (probes ignore it).
+        if (*key == "exclude") {
+          it->second += ",";
+          it->second += value;
+        } else if (!repeated) {
+          repeated = *key;
+        }
       }
-      p.query[*key] = *key == "exclude" ? std::string(value) : std::move(*decoded);
     }
   }
 
@@ -439,6 +444,13 @@ Prepared RouteTable::Prepare(std::string_view method, std::string_view target,
       p.immediate = ErrorReply(403, "forbidden", "this token may not use this route");
       return p;
     }
+  }
+  if (repeated && kRoutes[p.route].params != "*") {
+    // Which one counts would be a guess ("?k=abc&k=2" answered with k=2).
+    p.immediate =
+        ErrorReply(400, "invalid_parameter",
+                   "query parameter " + Dump(json(*repeated)) + " is given more than once");
+    return p;
   }
   if (std::optional<std::string> unknown = UnknownParam(kRoutes[p.route], p.query)) {
     const std::string_view takes = kRoutes[p.route].params;

@@ -68,6 +68,11 @@ TEST(Cli, AConfigThatCannotLoadIsAnErrorNotACrash) {
       Simstream("config --set \"model.loss=$(printf '\\377')\" > /dev/null 2> " + err.string());
   EXPECT_GT(bytes, 0) << "exit code " << bytes;
   EXPECT_NE(ReadFile(err).find("UTF-8"), std::string::npos) << ReadFile(err);
+  // produce --topic overrides kafka.topic after the config is checked: checked too.
+  const int topic = Simstream("produce --brokers 127.0.0.1:1 --topic 'no spaces' --input " +
+                              file.string() + " > /dev/null 2> " + err.string());
+  EXPECT_GT(topic, 0) << "exit code " << topic;
+  EXPECT_NE(ReadFile(err).find("--topic \"no spaces\""), std::string::npos) << ReadFile(err);
 }
 
 }  // namespace

@@ -336,6 +336,22 @@ TEST_F(HttpTest, RecommendationsExcludeSeenAndRequested) {
   ASSERT_EQ(r.status, 200);
   const auto excluded = r.Json();  // range-for over a temporary's member would dangle
   for (const auto& it : excluded["items"]) EXPECT_NE(it["item"], first);
+  // exclude= repeated (as form encoders send a list) is one list: both values are excluded.
+  {
+    std::string second;
+    for (const auto& it : excluded["items"]) {
+      if (second.empty()) second = it["item"];
+    }
+    ASSERT_FALSE(second.empty());
+    Resp both = Get("/v1/users/u1/recommendations?k=5&exclude=" + first + "&exclude=" + second);
+    ASSERT_EQ(both.status, 200) << both.body;
+    const auto listed = both.Json();
+    EXPECT_FALSE(listed["items"].empty());
+    for (const auto& it : listed["items"]) {
+      EXPECT_NE(it["item"], first);
+      EXPECT_NE(it["item"], second);
+    }
+  }
   // explain=true adds "because" (history items) to every item.
   r = Get("/v1/users/u1/recommendations?k=3&explain=true");
   ASSERT_EQ(r.status, 200);
@@ -373,7 +389,8 @@ TEST_F(HttpTest, BadQueryParameters) {
   ExpectError(Get("/v1/users/u1/recommendations?k=1%2C0"), 400, "invalid_parameter");
   // A parameter given twice is an error (which one counts would be a guess), and so is one the
   // route does not take (a typo must not be silently ignored); the message says which.
-  for (const char* twice : {"?k=abc&k=2", "?k=2&k=abc", "?exclude=a&exclude=b", "?k=2&%6B=3"}) {
+  for (const char* twice :
+       {"?k=abc&k=2", "?k=2&k=abc", "?k=2&%6B=3", "?explain=true&k=2&explain=false"}) {
     Resp dup = Get(std::string("/v1/users/u1/recommendations") + twice);
     ExpectError(dup, 400, "invalid_parameter");
     EXPECT_NE(dup.body.find("more than once"), std::string::npos) << twice << " " << dup.body;
@@ -389,7 +406,11 @@ TEST_F(HttpTest, BadQueryParameters) {
   EXPECT_EQ(Get("/v1/users/u1/similar?k=2&metric=dot").status, 200);
   // Probes and the scrape take any parameters and ignore them.
   EXPECT_EQ(Get("/healthz?probe=1").status, 200);
-  EXPECT_EQ(Get("/metrics?name%5B%5D=x").status, 200);
+  EXPECT_EQ(Get("/healthz?a=1&a=2").status, 200);
+  EXPECT_EQ(Get("/readyz?a=1&a=2").status, 200);
+  EXPECT_EQ(Get("/metrics?match%5B%5D=a&match%5B%5D=b").status, 200);
+  // An unknown path is a 404 whatever its query.
+  ExpectError(Get("/v1/nope?a=1&a=1"), 404, "not_found");
 }
 
 TEST_F(HttpTest, SimilarUsersEveryMetricAndUnknown) {
@@ -1064,6 +1085,9 @@ TEST_F(HttpTest, TokensGateRoles) {
     c.WriteRaw("GET /v1/stats HTTP/1.1\r\nHost: x\r\nAuthorization: Basic r-token\r\n\r\n");
     ExpectError(c.Read(), 401, "unauthorized");
   }
+  // The token is checked before the query: no token, no word on its parameters.
+  ExpectError(Get("/v1/users/u1/recommendations?k=1&k=1"), 401, "unauthorized");
+  ExpectError(Get("/v1/users/u1/recommendations?exlude=x"), 401, "unauthorized");
   // The scheme is case-insensitive (RFC 7235); the token is not.
   for (const char* scheme : {"bearer", "BEARER", "bEaReR"}) {
     Client c(port_);

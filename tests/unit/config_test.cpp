@@ -509,7 +509,8 @@ TEST(ConfigValidate, ListenMustBeHostPort) {
   // config is loaded, not after the store and the Kafka clients are up.
   EXPECT_TRUE(Fails(ApplyOverride(opts, "server.listen=myhost:8080"),
                     {"server.listen", "myhost", "not an IP address"}));
-  for (const char* good : {"0.0.0.0:0", "localhost:65535", "[::1]:8080", "10.1.2.3:443"}) {
+  for (const char* good :
+       {"0.0.0.0:0", "localhost:65535", "[::1]:8080", "10.1.2.3:443", "[fe80::1%lo]:8080"}) {
     EXPECT_TRUE(ApplyOne(opts, "server.listen", good).ok()) << good;
   }
   Result<HostPort> v6 = ParseHostPort("[::1]:8080");
@@ -570,6 +571,16 @@ TEST(ConfigValidate, CrossFieldAndProgrammaticOptions) {
   EXPECT_TRUE(ApplyOne(opts, "kafka.topic", "Events_v2.clicks-eu").ok());
   EXPECT_TRUE(ApplyOne(opts, "kafka.topic", std::string(249, 't')).ok());
   EXPECT_TRUE(ApplyOne(opts, "kafka.dlq_topic", "").ok()) << "empty: <topic>.dlq";
+  // The default "<topic>.dlq" must be a topic name too.
+  EXPECT_TRUE(Fails(
+      AsStatus(Load("", std::vector<std::string>{}, {"kafka.topic=" + std::string(246, 't')})),
+      {"kafka.dlq_topic", "249", "set kafka.dlq_topic"}));
+  EXPECT_TRUE(Load("", std::vector<std::string>{}, {"kafka.topic=" + std::string(245, 't')}).ok());
+  EXPECT_TRUE(Load("", std::vector<std::string>{},
+                   {"kafka.topic=" + std::string(246, 't'), "kafka.dlq_topic=dead"})
+                  .ok());
+  EXPECT_EQ(TopicNameError("events"), std::nullopt);
+  EXPECT_NE(TopicNameError("a:b"), std::nullopt);
 }
 
 // A token on a role with none above it would open the higher routes (forget users, checkpoints)
@@ -578,12 +589,18 @@ TEST(ConfigValidate, ATokenNeedsTokensOnEveryRoleAboveIt) {
   const auto load = [](std::vector<std::string> sets) {
     return AsStatus(Load("", std::vector<std::string>{}, sets));
   };
+  // The message names every empty role above the lowest token, so one fix is enough.
   EXPECT_TRUE(Fails(load({"server.read_token=r", "server.write_token=w"}),
-                    {"server.admin_token", "server.read_token", "open to anyone"}));
-  EXPECT_TRUE(Fails(load({"server.read_token=r"}), {"server.write_token", "server.read_token"}));
-  EXPECT_TRUE(Fails(load({"server.write_token=w"}), {"server.admin_token", "server.write_token"}));
+                    {"server.admin_token is empty while server.read_token is set", "open to anyone",
+                     "set server.admin_token"}));
+  EXPECT_TRUE(Fails(load({"server.read_token=r"}),
+                    {"server.write_token and server.admin_token are empty while "
+                     "server.read_token is set",
+                     "set server.write_token and server.admin_token"}));
+  EXPECT_TRUE(Fails(load({"server.write_token=w"}),
+                    {"server.admin_token is empty while server.write_token is set"}));
   EXPECT_TRUE(Fails(load({"server.read_token=r", "server.admin_token=a"}),
-                    {"server.write_token", "server.read_token"}));
+                    {"server.write_token is empty while server.read_token is set"}));
   // Fine: none, admin only, write and admin (reads open), all three.
   EXPECT_TRUE(load({}).ok());
   EXPECT_TRUE(load({"server.admin_token=a"}).ok());

@@ -13,6 +13,8 @@
 #include <sstream>
 #include <variant>
 
+#include "config/utf8.hpp"
+
 namespace simstream::config {
 namespace {
 
@@ -92,13 +94,9 @@ std::optional<std::string> ValidListen(const std::string& value) {
   return std::nullopt;
 }
 
-std::optional<std::string> ValidTopic(const std::string& value) {
-  return TopicNameError(value);
-}
-
 std::optional<std::string> EmptyOrValidTopic(const std::string& value) {
   if (value.empty()) return std::nullopt;
-  return ValidTopic(value);
+  return TopicNameError(value);
 }
 
 // Whether a Kafka property carries a credential (redacted in logged configs).
@@ -182,7 +180,7 @@ std::vector<Binding> MakeBindings() {
        .key = "topic",
        .field = At(&Options::kafka, &KafkaOptions::topic),
        .doc = "Topic the events are consumed from.",
-       .check = ValidTopic,
+       .check = TopicNameError,
        .check_doc = "A Kafka topic name: 1..249 of ASCII letters, digits, '.', '_', '-'."},
       {.section = "kafka",
        .key = "group",
@@ -602,20 +600,10 @@ std::string Describe(const json& v, bool secret) {
 
 // ---- checks of typed values; each returns an error message that starts with the key name ----
 
-// Whether `text` is valid UTF-8 (nlohmann's strict check: no overlong forms, no surrogates).
-bool IsUtf8(const std::string& text) {
-  try {
-    (void)json(text).dump();
-    return true;
-  } catch (const json::type_error&) {
-    return false;
-  }
-}
-
 std::optional<std::string> Check(const Binding& b, const std::string& value) {
   const std::string& name = b.info.name;
   // Values come from the environment and --set as raw bytes; the config is JSON, which is text.
-  if (!IsUtf8(value)) return name + ": the value is not valid UTF-8";
+  if (!IsValidUtf8(value)) return name + ": the value is not valid UTF-8";
   if (!b.info.allowed.empty() &&
       std::find(b.info.allowed.begin(), b.info.allowed.end(), value) == b.info.allowed.end()) {
     return name + ": " + json(value).dump() +
@@ -974,7 +962,7 @@ Status Validate(const Options& opts) {
   }
   if (opts.kafka.dlq_topic.empty()) {
     // The default "<topic>.dlq" is a topic name too (a 246-character topic makes it too long).
-    if (std::optional<std::string> error = ValidTopic(opts.kafka.EffectiveDlqTopic())) {
+    if (std::optional<std::string> error = TopicNameError(opts.kafka.EffectiveDlqTopic())) {
       return Invalid("kafka.dlq_topic: the default \"" + opts.kafka.EffectiveDlqTopic() + "\" " +
                      *error + "; set kafka.dlq_topic");
     }

@@ -178,12 +178,11 @@ std::vector<std::string_view> Split(std::string_view s, char sep) {
 // The first query parameter the route does not take, if any.
 std::optional<std::string> UnknownParam(const RouteDef& route,
                                         const std::map<std::string, std::string>& query) {
-  if (route.params == "*") return std::nullopt;
+  if (route.params == "*" || query.empty()) return std::nullopt;
+  const std::vector<std::string_view> takes = Split(route.params, ',');
   for (const auto& [key, value] : query) {
-    bool known = false;
-    for (std::string_view name : Split(route.params, ','))
-      known = known || (!name.empty() && name == key);
-    if (!known) return key;
+    // An empty key ("?=x") is never one (Split("") yields one empty name).
+    if (key.empty() || std::find(takes.begin(), takes.end(), key) == takes.end()) return key;
   }
   return std::nullopt;
 }

@@ -9,6 +9,7 @@
 
 #include "config/options.hpp"
 #include "config/result.hpp"
+#include "config/utf8.hpp"
 
 namespace simstream::engine {
 
@@ -69,8 +70,7 @@ bool TakesFastPath(std::string_view bytes);
 // contract order: "user", "item", "type" (omitted when empty), "weight", "ts".
 std::string ToJson(const Event& event);
 
-// Strict UTF-8 check (RFC 3629): rejects overlong forms, UTF-16 surrogates (U+D800..U+DFFF),
-// code points above U+10FFFF and truncated sequences. ParseEvent runs it before JSON parsing.
-bool IsValidUtf8(std::string_view bytes);
+// Strict UTF-8 check (config/utf8.hpp). ParseEvent runs it before JSON parsing.
+using config::IsValidUtf8;
 
 }  // namespace simstream::engine

@@ -403,6 +403,8 @@ TEST_F(HttpTest, BadQueryParameters) {
   ExpectError(Get("/v1/items/i7/similar?explain=true"), 400, "invalid_parameter");
   ExpectError(Get("/v1/users/u1?k=3"), 400, "invalid_parameter");
   ExpectError(Get("/v1/stats?verbose=1"), 400, "invalid_parameter");
+  ExpectError(Get("/v1/stats?=x"), 400, "invalid_parameter");
+  ExpectError(Get("/v1/users/u1/similar?=x"), 400, "invalid_parameter");
   EXPECT_EQ(Get("/v1/users/u1/similar?k=2&metric=dot").status, 200);
   // Probes and the scrape take any parameters and ignore them.
   EXPECT_EQ(Get("/healthz?probe=1").status, 200);
